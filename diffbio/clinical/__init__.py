@@ -1,0 +1,1 @@
+"""diffbio.clinical."""
