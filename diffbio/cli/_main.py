@@ -17,7 +17,6 @@ _COMMANDS: tuple[str, ...] = (
     "inspect",
     "fk",
     "ik",
-    "demo",
 )
 
 

@@ -58,19 +58,39 @@ def _check_scales(model: Model, scales: Tensor) -> None:
 
 def joint_transforms(tree: KinematicTree, q: Tensor) -> tuple[Tensor, Tensor]:
     """``R_FM (..., J, 3, 3)`` and unscaled per-axis translations ``(..., J, 3)``."""
+    R, _, tvals = _joint_rotations(tree, q)
+    return R, tvals
+
+
+def _joint_rotations(tree: KinematicTree, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``R_FM``, the three rotation axes expressed in F as they act (body-fixed sequence:
+    ``a1``, ``R1 a2``, ``R1 R2 a3``; ``(..., J, 3, 3)``, rows) and translation values."""
     v = axis_values(tree, q)
-    R = axis_angle_matrix(tree.axes[:, 0], v[..., 0])
-    R = R @ axis_angle_matrix(tree.axes[:, 1], v[..., 1])
-    R = R @ axis_angle_matrix(tree.axes[:, 2], v[..., 2])
-    return R, v[..., 3:]
+    R1 = axis_angle_matrix(tree.axes[:, 0], v[..., 0])
+    R12 = R1 @ axis_angle_matrix(tree.axes[:, 1], v[..., 1])
+    R = R12 @ axis_angle_matrix(tree.axes[:, 2], v[..., 2])
+    a = tree.axes[:, :3]
+    w = torch.stack(
+        [
+            a[:, 0].expand_as(R[..., 0]),
+            (R1 @ a[:, 1].unsqueeze(-1)).squeeze(-1),
+            (R12 @ a[:, 2].unsqueeze(-1)).squeeze(-1),
+        ],
+        -2,
+    )
+    return R, w, v[..., 3:]
 
 
-def _scaled_inputs(tree: KinematicTree, trans_vals: Tensor, scales: Tensor | None):
-    """Scaled offsets and joint translations ``p_FM (..., J, 3)``."""
+def _scaled_inputs(
+    tree: KinematicTree, trans_vals: Tensor, scales: Tensor | None, with_factor: bool = False
+):
+    """Scaled offsets and joint translations ``p_FM (..., J, 3)`` (and, with
+    ``with_factor``, the scale factor of each translation axis ``(..., J, 3)``)."""
     axes_t = tree.axes[:, 3:]  # (J, 3, 3) rows are axes
     if scales is None:
         p_FM = (trans_vals.unsqueeze(-1) * axes_t).sum(-2)
-        return tree.t_pF, tree.t_cM, p_FM
+        out = (tree.t_pF, tree.t_cM, p_FM)
+        return (*out, torch.ones_like(tree.t_pF)) if with_factor else out
     ones = torch.ones_like(scales[..., :1, :])
     s_ext = torch.cat([scales, ones], -2)  # index -1 -> ground (unit scale)
     s_parent = s_ext[..., tree.parent, :]  # (..., J, 3)
@@ -78,7 +98,8 @@ def _scaled_inputs(tree: KinematicTree, trans_vals: Tensor, scales: Tensor | Non
     factor = (axes_t * s_parent.unsqueeze(-2)).sum(-1)  # (..., J, 3): axis . s_parent
     factor = torch.where(tree.scaled_translation, factor, torch.ones_like(factor))
     p_FM = ((trans_vals * factor).unsqueeze(-1) * axes_t).sum(-2)
-    return tree.t_pF * s_parent, tree.t_cM * s_child, p_FM
+    out = (tree.t_pF * s_parent, tree.t_cM * s_child, p_FM)
+    return (*out, factor) if with_factor else out
 
 
 def forward_kinematics(model: Model, q: Tensor, scales: Tensor | None = None) -> BodyPoses:
@@ -92,17 +113,25 @@ def forward_kinematics(model: Model, q: Tensor, scales: Tensor | None = None) ->
     Returns:
         :class:`BodyPoses` with leading dimensions ``...``.
     """
+    return _forward(model, q, scales)[0]
+
+
+def _forward(model: Model, q: Tensor, scales: Tensor | None, with_axes: bool = False):
+    """Forward kinematics; with ``with_axes`` also every joint axis in ground
+    ``(..., J, 6, 3)`` (rotation axes as they act, translation axes times their scale
+    factor), the quantities of the geometric Jacobian."""
     _check_q(model, q)
     if scales is not None:
         _check_scales(model, scales)
     tree = kinematic_tree(model, q.dtype, q.device)
-    R_FM, tvals = joint_transforms(tree, q)
-    t_pF, t_cM, p_FM = _scaled_inputs(tree, tvals, scales)
+    R_FM, w_F, tvals = _joint_rotations(tree, q)
+    t_pF, t_cM, p_FM, factor = _scaled_inputs(tree, tvals, scales, with_factor=True)
     lead = torch.broadcast_shapes(q.shape[:-1], p_FM.shape[:-2])
     nb = model.num_bodies
     Rs: list[Tensor | None] = [None] * nb
     ps: list[Tensor | None] = [None] * nb
     centers = []
+    axes_G: list[Tensor] = []
     eye = torch.eye(3, dtype=q.dtype, device=q.device).expand(*lead, 3, 3)
     zero = torch.zeros(*lead, 3, dtype=q.dtype, device=q.device)
     parent = tree.parent.tolist()
@@ -112,6 +141,11 @@ def forward_kinematics(model: Model, q: Tensor, scales: Tensor | None = None) ->
         R_Gp, p_Gp = (eye, zero) if pi < 0 else (Rs[pi], ps[pi])
         R_GF = R_Gp @ tree.R_pF[j]
         p_GF = p_Gp + (R_Gp @ t_pF[..., j, :].unsqueeze(-1)).squeeze(-1)
+        if with_axes:
+            t_ax = tree.axes[j, 3:] * factor[..., j, :, None]
+            w_j, t_ax = torch.broadcast_tensors(w_F[..., j, :, :], t_ax)
+            ax_F = torch.cat([w_j, t_ax], -2)
+            axes_G.append((R_GF.unsqueeze(-3) @ ax_F.unsqueeze(-1)).squeeze(-1).expand(*lead, 6, 3))
         R_GM = R_GF @ R_FM[..., j, :, :]
         p_GM = p_GF + (R_GF @ p_FM[..., j, :].unsqueeze(-1)).squeeze(-1)
         R_Gc = R_GM @ tree.R_cM[j].transpose(-1, -2)
@@ -119,7 +153,8 @@ def forward_kinematics(model: Model, q: Tensor, scales: Tensor | None = None) ->
         Rs[child[j]] = R_Gc.expand(*lead, 3, 3)
         ps[child[j]] = p_Gc.expand(*lead, 3)
         centers.append(p_GM.expand(*lead, 3))
-    return BodyPoses(torch.stack(Rs, -3), torch.stack(ps, -2), torch.stack(centers, -2))
+    poses = BodyPoses(torch.stack(Rs, -3), torch.stack(ps, -2), torch.stack(centers, -2))
+    return poses, (torch.stack(axes_G, -3) if with_axes else None)
 
 
 def marker_positions(
@@ -170,5 +205,7 @@ def apply_couplers(model: Model, q: Tensor) -> Tensor:
         return q
     cols = list(q.unbind(-1))
     for k in model.couplers:
-        cols[model.coordinate_index(k.dependent)] = k.function(cols[model.coordinate_index(k.independent)])
+        cols[model.coordinate_index(k.dependent)] = k.function(
+            cols[model.coordinate_index(k.independent)]
+        )
     return torch.stack(cols, -1)

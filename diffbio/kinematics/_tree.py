@@ -84,7 +84,7 @@ def _compile(model: Model, dtype, device) -> KinematicTree:
         [model.coordinate_index(a.coordinate) if a.coordinate else -1 for a in j.axes]
         for j in model.joints
     ]
-    scaled = [[a.coordinate is not None for a in j.axes[3:]] for j in model.joints]
+    scaled = [[True for _ in j.axes[3:]] for j in model.joints]
 
     consts, lins, spls, others = [], [], [], []
     for ji, j in enumerate(model.joints):

@@ -6,13 +6,12 @@ coefficients, same extrapolation outside the knots) and evaluates the value and 
 and second derivatives, batched over any leading shape and differentiable with autograd.
 
 Supported: ``Constant``, ``LinearFunction``, ``PolynomialFunction``, ``SimmSpline``,
-``NaturalCubicSpline``, ``PiecewiseLinearFunction`` and ``MultiplierFunction`` (a scale on
-any of them).
+``NaturalCubicSpline`` (OpenSim 4 reads it as a SimmSpline, and so do we),
+``PiecewiseLinearFunction`` and ``MultiplierFunction`` (a scale on any of them).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,9 +97,9 @@ class Polynomial(ScalarFunction):
 @dataclass(frozen=True)
 class PiecewiseCubic(ScalarFunction):
     """A cubic spline ``y_i + b_i dx + c_i dx^2 + d_i dx^3`` on ``[x_i, x_{i+1}]`` with linear
-    extrapolation by the end slopes, as OpenSim's SimmSpline and NaturalCubicSpline do.
+    extrapolation by the end slopes, as OpenSim's SimmSpline does.
 
-    Build with :meth:`simm_spline`, :meth:`natural_cubic_spline` or :meth:`piecewise_linear`.
+    Build with :meth:`simm_spline` or :meth:`piecewise_linear`.
     """
 
     x: tuple[float, ...] = (0.0, 1.0)
@@ -116,15 +115,6 @@ class PiecewiseCubic(ScalarFunction):
         x, y = np.asarray(x, float), np.asarray(y, float)
         b, c, d = _fmm_coefficients(x, y)
         return PiecewiseCubic(x=_t(x), y=_t(y), b=_t(b), c=_t(c), d=_t(d), kind="SimmSpline")
-
-    @staticmethod
-    def natural_cubic_spline(x, y) -> PiecewiseCubic:
-        """OpenSim ``NaturalCubicSpline``: zero second derivative at both ends."""
-        x, y = np.asarray(x, float), np.asarray(y, float)
-        b, c, d = _natural_coefficients(x, y)
-        return PiecewiseCubic(
-            x=_t(x), y=_t(y), b=_t(b), c=_t(c), d=_t(d), kind="NaturalCubicSpline"
-        )
 
     @staticmethod
     def piecewise_linear(x, y) -> PiecewiseCubic:
@@ -221,41 +211,3 @@ def _fmm_coefficients(x: np.ndarray, y: np.ndarray):
     c[nm1] *= 3.0
     d[nm1] = d[nm2]
     return b, c, d
-
-
-def _natural_coefficients(x: np.ndarray, y: np.ndarray):
-    """Coefficients of a natural cubic spline (second derivative zero at the ends)."""
-    n = len(x)
-    if n < 2:
-        raise ValueError("a spline needs at least 2 points")
-    if n == 2:
-        slope = (y[1] - y[0]) / max(_TINY, x[1] - x[0])
-        return np.full(n, slope), np.zeros(n), np.zeros(n)
-    h = np.maximum(np.diff(x), _TINY)
-    # Solve for second derivatives m (m_0 = m_{n-1} = 0).
-    a = np.zeros((n, n))
-    r = np.zeros(n)
-    a[0, 0] = a[-1, -1] = 1.0
-    for i in range(1, n - 1):
-        a[i, i - 1] = h[i - 1]
-        a[i, i] = 2.0 * (h[i - 1] + h[i])
-        a[i, i + 1] = h[i]
-        r[i] = 6.0 * ((y[i + 1] - y[i]) / h[i] - (y[i] - y[i - 1]) / h[i - 1])
-    m = np.linalg.solve(a, r)
-    b = np.zeros(n)
-    c = m / 2.0
-    d = np.zeros(n)
-    b[:-1] = (y[1:] - y[:-1]) / h - h * (2.0 * m[:-1] + m[1:]) / 6.0
-    d[:-1] = (m[1:] - m[:-1]) / (6.0 * h)
-    b[-1] = b[-2] + 2.0 * c[-2] * h[-1] + 3.0 * d[-2] * h[-1] ** 2
-    d[-1] = d[-2]
-    return b, c, d
-
-
-def function_is_identity(f: ScalarFunction) -> bool:
-    """True for ``x -> x`` (a LinearFunction 1, 0 with unit scale)."""
-    return (
-        isinstance(f, Linear)
-        and math.isclose(f.slope * f.scale, 1.0)
-        and f.intercept == 0.0
-    )

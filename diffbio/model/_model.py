@@ -227,7 +227,12 @@ class Model:
             "mass_kg": self.total_mass,
             "bodies": [{"name": b.name, "mass_kg": b.mass} for b in self.bodies],
             "joints": [
-                {"name": j.name, "type": j.type.value, "parent": j.parent_body, "child": j.child_body}
+                {
+                    "name": j.name,
+                    "type": j.type.value,
+                    "parent": j.parent_body,
+                    "child": j.child_body,
+                }
                 for j in self.joints
             ],
             "coordinates": [

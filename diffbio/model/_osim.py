@@ -136,8 +136,6 @@ def parse_function(el: ET.Element, ctx: _Ctx) -> ScalarFunction:
             raise ctx.error(f"{tag} needs at least 2 points")
         if any(b <= a for a, b in zip(x, x[1:])):
             raise ctx.error(f"{tag} x values must increase strictly: {x}")
-        if tag == "NaturalCubicSpline":
-            return PiecewiseCubic.natural_cubic_spline(x, y)
         if tag == "PiecewiseLinearFunction":
             return PiecewiseCubic.piecewise_linear(x, y)
         if tag == "GCVSpline":
@@ -145,6 +143,7 @@ def parse_function(el: ET.Element, ctx: _Ctx) -> ScalarFunction:
                 f"{ctx.path}: GCVSpline functions in joints are not supported; "
                 "refit them as SimmSpline"
             )
+        # OpenSim 4 registers NaturalCubicSpline as an alias of SimmSpline: same curve.
         return PiecewiseCubic.simm_spline(x, y)
     if tag == "MultiplierFunction":
         scale = float(_text(el, "scale", "1"))
@@ -299,7 +298,9 @@ def load_osim(path: str | Path) -> Model:
         tree = ET.parse(path)
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
-        raise FileFormatError(path, f"not a valid .osim (XML error: {exc.msg})", line=line) from None
+        raise FileFormatError(
+            path, f"not a valid .osim (XML error: {exc.msg})", line=line
+        ) from None
     return _parse_document(tree.getroot(), _Ctx(path))
 
 
@@ -310,7 +311,9 @@ def parse_osim_string(text: str, *, source: str | Path | None = None) -> Model:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
-        raise FileFormatError(ctx.path, f"not a valid .osim (XML error: {exc.msg})", line=line) from None
+        raise FileFormatError(
+            ctx.path, f"not a valid .osim (XML error: {exc.msg})", line=line
+        ) from None
     return _parse_document(root, ctx)
 
 
@@ -348,7 +351,14 @@ def _parse_document(root: ET.Element, ctx: _Ctx) -> Model:
         if b.find("inertia") is not None:
             inertia = _floats(_text(b, "inertia"), 6, ctx, f"body {bname} inertia")
         else:
-            keys = ["inertia_xx", "inertia_yy", "inertia_zz", "inertia_xy", "inertia_xz", "inertia_yz"]
+            keys = [
+                "inertia_xx",
+                "inertia_yy",
+                "inertia_zz",
+                "inertia_xy",
+                "inertia_xz",
+                "inertia_yz",
+            ]
             inertia = tuple(float(_text(b, k, "0") or 0.0) for k in keys)
         bodies.append(Body(bname, mass, com, inertia))  # type: ignore[arg-type]
         frames[bname] = (bname, Offset())
@@ -468,7 +478,9 @@ def _joints_30000(body_els: list[ET.Element], ctx: _Ctx) -> list[dict]:
                 raise ctx.error(f"joint {jname}: missing parent_body")
             poff = _offset(
                 _floats(_text(j, "location_in_parent", "0 0 0"), 3, ctx, "location_in_parent"),
-                _floats(_text(j, "orientation_in_parent", "0 0 0"), 3, ctx, "orientation_in_parent"),
+                _floats(
+                    _text(j, "orientation_in_parent", "0 0 0"), 3, ctx, "orientation_in_parent"
+                ),
             )
             coff = _offset(
                 _floats(_text(j, "location", "0 0 0"), 3, ctx, "location"),
@@ -498,7 +510,9 @@ def _build_joints(raw: list[dict], body_names: list[str], ctx: _Ctx):
     for r in raw:
         for side in ("parent", "child"):
             if r[side] != GROUND and r[side] not in body_names:
-                raise ModelError(f"{ctx.path}: joint {r['name']} refers to unknown body {r[side]!r}")
+                raise ModelError(
+                    f"{ctx.path}: joint {r['name']} refers to unknown body {r[side]!r}"
+                )
     # Coordinates keep the file's joint order (OpenSim's CoordinateSet order);
     # joints are reordered parent-before-child for kinematics.
     coords: list[Coordinate] = []
@@ -544,7 +558,9 @@ def _build_joints(raw: list[dict], body_names: list[str], ctx: _Ctx):
     children = [j.child_body for j in pending]
     dup = {c for c in children if children.count(c) > 1}
     if dup:
-        raise ModelError(f"{ctx.path}: bodies with more than one parent joint (loops): {sorted(dup)}")
+        raise ModelError(
+            f"{ctx.path}: bodies with more than one parent joint (loops): {sorted(dup)}"
+        )
     while pending:
         progressed = False
         for j in list(pending):
@@ -577,7 +593,9 @@ def _parse_couplers(model_el: ET.Element, ctx: _Ctx, coord_names: set[str]):
             )
         for n in [*indep, dep]:
             if n not in coord_names:
-                raise ModelError(f"{ctx.path}: constraint {c.get('name')} names unknown coordinate {n!r}")
+                raise ModelError(
+                    f"{ctx.path}: constraint {c.get('name')} names unknown coordinate {n!r}"
+                )
         func = _function_child(c.find("coupled_coordinates_function"), ctx)
         if func is None:
             raise ctx.error(f"constraint {c.get('name')}: missing coupled_coordinates_function")
