@@ -13,6 +13,8 @@ from diffbio.kinematics._fk import (
     joint_transforms,
     marker_positions,
 )
+from diffbio.kinematics._jacobian import fold_couplers, point_jacobian
+from diffbio.kinematics._motion import coordinates_from_storage, match_coordinate_columns
 from diffbio.kinematics._rotations import (
     axis_angle_matrix,
     euler_xyz_from_matrix,
@@ -27,10 +29,24 @@ __all__ = [
     "axis_angle_matrix",
     "axis_values",
     "body_points",
+    "coordinates_from_storage",
+    "fold_couplers",
+    "match_coordinate_columns",
+    "point_jacobian",
     "euler_xyz_from_matrix",
     "forward_kinematics",
+    "forward_kinematics_warp",
     "joint_transforms",
     "kinematic_tree",
     "marker_positions",
     "matrix_from_euler_xyz",
 ]
+
+
+def __getattr__(name: str):
+    # The Warp path imports warp (seconds); load it on first use only.
+    if name == "forward_kinematics_warp":
+        from diffbio.kinematics._warp_fk import forward_kinematics_warp
+
+        return forward_kinematics_warp
+    raise AttributeError(f"module 'diffbio.kinematics' has no attribute {name!r}")

@@ -8,6 +8,7 @@ respect to the driving coordinate, in one vectorized pass.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,14 +171,14 @@ def axis_values(tree: KinematicTree, q: Tensor, order: int = 0) -> Tensor:
     values = torch.cat(parts, -1)
     perm = torch.empty(b.n, dtype=torch.long, device=q.device)
     perm[torch.cat(index)] = torch.arange(b.n, device=q.device)
-    return values[..., perm].reshape(*lead, -1, 6)
+    return values[..., perm].reshape(*lead, b.n // 6, 6)
 
 
 def _eval_splines(b: _FunctionBank, x: Tensor, order: int) -> Tensor:
     """Evaluate S padded piecewise cubics at ``x (..., S)``."""
     lead = x.shape[:-1]
     S = x.shape[-1]
-    xs = x.reshape(-1, S).transpose(0, 1).contiguous()  # (S, N)
+    xs = x.reshape(math.prod(lead), S).transpose(0, 1).contiguous()  # (S, N)
     i = torch.searchsorted(b.spl_knots, xs.detach(), right=True) - 1
     i = torch.minimum(i.clamp_min(0), (b.spl_last - 1).unsqueeze(-1))
     xi = torch.gather(b.spl_knots, 1, i)
