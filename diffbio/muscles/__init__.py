@@ -1,1 +1,96 @@
-"""diffbio.muscles."""
+"""diffbio.muscles: Hill-type muscle models (curves, rigid-tendon force, tendon equilibrium)."""
+
+from diffbio.muscles._analysis import (
+    MuscleAnalysis,
+    coordinates_from_motion,
+    muscle_analysis,
+    write_muscle_analysis,
+)
+from diffbio.muscles._bezier import (
+    BezierCurve,
+    bezier_curve_value,
+    millard_active_force_length_curve,
+    millard_fiber_force_length_curve,
+    millard_force_velocity_curve,
+    millard_force_velocity_inverse_curve,
+    millard_tendon_force_length_curve,
+)
+from diffbio.muscles._curves import (
+    degroote_active_force_length,
+    degroote_force_velocity,
+    degroote_force_velocity_inverse,
+    degroote_passive_force_length,
+    degroote_tendon_force_length,
+    degroote_tendon_force_length_inverse,
+    thelen_active_force_length,
+    thelen_force_velocity,
+    thelen_force_velocity_inverse,
+    thelen_passive_force_length,
+    thelen_tendon_force_length,
+)
+from diffbio.muscles._hill import (
+    MuscleEquilibrium,
+    MuscleForce,
+    equilibrium_fiber_length,
+    rigid_tendon_force,
+    tendon_force_multiplier,
+)
+from diffbio.muscles._params import (
+    DeGrooteParameters,
+    MillardParameters,
+    MuscleCurves,
+    MuscleParameters,
+    ThelenParameters,
+    muscle_parameters_from_osim,
+)
+from diffbio.muscles._path import MusclePaths, WrapKind, WrapObject, muscle_paths
+from diffbio.muscles._path_length import (
+    moment_arms,
+    muscle_names,
+    muscle_tendon_lengths,
+    muscle_tendon_velocities,
+)
+
+__all__ = [
+    "MuscleAnalysis",
+    "MusclePaths",
+    "WrapKind",
+    "WrapObject",
+    "coordinates_from_motion",
+    "moment_arms",
+    "muscle_analysis",
+    "muscle_names",
+    "muscle_paths",
+    "muscle_tendon_lengths",
+    "muscle_tendon_velocities",
+    "write_muscle_analysis",
+    "BezierCurve",
+    "DeGrooteParameters",
+    "MillardParameters",
+    "MuscleCurves",
+    "MuscleEquilibrium",
+    "MuscleForce",
+    "MuscleParameters",
+    "ThelenParameters",
+    "bezier_curve_value",
+    "degroote_active_force_length",
+    "degroote_force_velocity",
+    "degroote_force_velocity_inverse",
+    "degroote_passive_force_length",
+    "degroote_tendon_force_length",
+    "degroote_tendon_force_length_inverse",
+    "equilibrium_fiber_length",
+    "millard_active_force_length_curve",
+    "millard_fiber_force_length_curve",
+    "millard_force_velocity_curve",
+    "millard_force_velocity_inverse_curve",
+    "millard_tendon_force_length_curve",
+    "muscle_parameters_from_osim",
+    "rigid_tendon_force",
+    "tendon_force_multiplier",
+    "thelen_active_force_length",
+    "thelen_force_velocity",
+    "thelen_force_velocity_inverse",
+    "thelen_passive_force_length",
+    "thelen_tendon_force_length",
+]
