@@ -15,7 +15,7 @@ Stride length follows the dimensionless relation of R. McN. Alexander, "Walking 
 running", American Scientist 72, 348-354, 1984 (stride / leg length = 2.3 Froude^0.3, leg
 length = hip height); the cadence is then ``2 speed / stride``. The pelvis moves forward
 (+X) at exactly ``speed``. ``pelvis_ty`` is computed over one cycle with the model's own
-joint geometry (read from its XML) so that the lowest ContactSphere of either foot just
+forward kinematics (diffbio.kinematics) so that the lowest ContactSphere of either foot just
 touches the floor (y = 0), then kept to its first 8 stride harmonics so that it is smooth
 (the exact minimum has kinks where the lowest point switches): the lowest foot point stays
 within a few millimetres of the floor (about 3 mm for the default model).
@@ -27,13 +27,15 @@ lands at about 12 % of the cycle rather than 0 %, and swing toe clearance is und
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.interpolate import CubicSpline
 
 from diffbio._errors import ModelError
+from diffbio.kinematics import body_points, forward_kinematics
+from diffbio.model import Model, parse_osim_string
 
 __all__ = ["WalkingTrial", "synthetic_walk"]
 
@@ -148,143 +150,25 @@ def _pattern(name: str, phase: np.ndarray) -> np.ndarray | None:
 # --- the model's geometry, read from its XML ---------------------------------------------
 
 
-def _vec(text: str | None) -> np.ndarray:
-    return np.array([float(v) for v in (text or "").split()], dtype=float)
+def _model_of(xml: str) -> Model:
+    model = parse_osim_string(xml, source="<synthetic walk model>")
+    if not model.contact_spheres:
+        raise ModelError("synthetic walk: the model has no ContactSphere to stand on")
+    return model
 
 
-def _rot(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) about unit ``axis`` by ``angle`` (...,) [rad]."""
-    a = axis / np.linalg.norm(axis)
-    K = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * K + (1.0 - c) * (K @ K)
-
-
-def _body_fixed_xyz(angles: np.ndarray) -> np.ndarray:
-    x, y, z = np.eye(3)
-    return _rot(x, angles[0]) @ _rot(y, angles[1]) @ _rot(z, angles[2])
-
-
-class _Chain:
-    """Enough of an OpenSim model to place its ContactSpheres: CustomJoints whose functions
-    are LinearFunction or Constant, PhysicalOffsetFrames, ContactSphere geometry."""
-
-    def __init__(self, xml: str) -> None:
-        try:
-            root = ET.fromstring(xml)
-        except ET.ParseError as exc:
-            raise ModelError(f"synthetic walk: model XML does not parse: {exc}") from None
-        model = root.find("Model")
-        if model is None:
-            raise ModelError("synthetic walk: model XML has no <Model> element")
-        self.coordinates: list[tuple[str, float, np.ndarray, bool]] = []
-        self.joints: dict[str, dict] = {}  # by child body
-        for joint in model.iter():
-            st = joint.find("SpatialTransform")
-            if st is None or joint.tag == "SpatialTransform":
-                continue
-            if joint.tag != "CustomJoint":
-                raise ModelError(
-                    f"synthetic walk: joint {joint.get('name')!r} is a {joint.tag}; only CustomJoint is supported"
-                )
-            frames = {f.get("name"): f for f in joint.iter("PhysicalOffsetFrame")}
-
-            def frame(
-                socket: str, joint=joint, frames=frames
-            ) -> tuple[str, np.ndarray, np.ndarray]:
-                f = frames.get((joint.findtext(socket) or "").strip())
-                if f is None:
-                    raise ModelError(
-                        f"synthetic walk: joint {joint.get('name')!r}: {socket} is not one of its PhysicalOffsetFrames"
-                    )
-                body = (f.findtext("socket_parent") or "").strip().split("/")[-1]
-                return (
-                    body,
-                    _vec(f.findtext("translation")),
-                    _body_fixed_xyz(_vec(f.findtext("orientation"))),
-                )
-
-            axes = []
-            for ta in st.findall("TransformAxis"):
-                coords = (ta.findtext("coordinates") or "").split()
-                if (fn := ta.find("LinearFunction")) is not None:
-                    a, b = _vec(fn.findtext("coefficients"))
-                elif (fn := ta.find("Constant")) is not None:
-                    a, b = 0.0, float(fn.findtext("value") or 0.0)
-                else:
-                    raise ModelError(
-                        f"synthetic walk: joint {joint.get('name')!r}, {ta.get('name')}: only LinearFunction and Constant are supported"
-                    )
-                axes.append(
-                    (
-                        ta.get("name", ""),
-                        coords[0] if coords else None,
-                        _vec(ta.findtext("axis")),
-                        a,
-                        b,
-                    )
-                )
-            parent = frame("socket_parent_frame")
-            child = frame("socket_child_frame")
-            self.joints[child[0]] = {"parent": parent, "child": child, "axes": axes}
-            for c in joint.iter("Coordinate"):
-                rotational = any(
-                    ax[1] == c.get("name") and ax[0].startswith("rotation") for ax in axes
-                )
-                self.coordinates.append(
-                    (
-                        c.get("name"),
-                        float(c.findtext("default_value") or 0.0),
-                        _vec(c.findtext("range")),
-                        rotational,
-                    )
-                )
-        self.spheres = [
-            (
-                (s.findtext("socket_frame") or "").strip().split("/")[-1],
-                _vec(s.findtext("location")),
-                float(s.findtext("radius") or 0.0),
-            )
-            for s in model.iter("ContactSphere")
-        ]
-        if not self.spheres:
-            raise ModelError("synthetic walk: the model has no ContactSphere to stand on")
-
-    def _pose(
-        self, body: str, q: dict[str, np.ndarray], memo: dict
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(R_GB (T, 3, 3), p_GB (T, 3)) of ``body``."""
-        if body == "ground":
-            return np.eye(3), np.zeros(3)
-        if body not in memo:
-            if body not in self.joints:
-                raise ModelError(f"synthetic walk: no joint leads to body {body!r}")
-            j = self.joints[body]
-            (pb, pt, pR), (_, ct, cR) = j["parent"], j["child"]
-            R_GP, p_GP = self._pose(pb, q, memo)
-            R_FM, p_FM = np.eye(3), np.zeros(3)
-            for name, coord, axis, a, b in j["axes"]:
-                value = a * q[coord] + b if coord is not None else np.asarray(b)
-                if name.startswith("rotation"):
-                    R_FM = R_FM @ _rot(axis, value)
-                else:
-                    p_FM = p_FM + value[..., None] * (axis / np.linalg.norm(axis))
-            R_GF = R_GP @ pR
-            p_GF = p_GP + np.einsum("...ij,j->...i", R_GP, pt)
-            R_GM = R_GF @ R_FM
-            p_GM = p_GF + np.einsum("...ij,...j->...i", R_GF, p_FM)
-            R_GB = R_GM @ cR.T
-            memo[body] = (R_GB, p_GM - np.einsum("...ij,j->...i", R_GB, ct))
-        return memo[body]
-
-    def lowest_point(self, q: dict[str, np.ndarray]) -> np.ndarray:
-        """Height of the lowest ContactSphere surface point (T,) [m]."""
-        memo: dict = {}
-        lows = []
-        for body, loc, radius in self.spheres:
-            R, p = self._pose(body, q, memo)
-            lows.append(p[..., 1] + np.einsum("...j,j->...", R[..., 1, :], loc) - radius)
-        return np.min(np.stack(lows), axis=0)
+def _lowest_point(model: Model, q: dict[str, np.ndarray]) -> np.ndarray:
+    """Height (T,) [m] of the lowest ContactSphere surface point, by the model's forward
+    kinematics."""
+    n = len(next(iter(q.values())))
+    cols = [q.get(c.name, np.full(n, c.default_value)) for c in model.coordinates]
+    qt = torch.tensor(np.stack(cols, -1), dtype=torch.float64)
+    body = torch.tensor([model.body_index(s.body) for s in model.contact_spheres])
+    centers = torch.tensor([s.location for s in model.contact_spheres], dtype=torch.float64)
+    radius = torch.tensor([s.radius for s in model.contact_spheres], dtype=torch.float64)
+    with torch.no_grad():
+        pts = body_points(forward_kinematics(model, qt), body, centers)
+    return (pts[..., 1] - radius).min(-1).values.numpy()
 
 
 def synthetic_walk(
@@ -313,7 +197,7 @@ def synthetic_walk(
             f"height in [0.5, 2.5] m; got {duration}, {frame_rate}, {speed}, {height}"
         )
     xml = default_model_xml(height) if model_xml_or_none is None else model_xml_or_none
-    chain = _Chain(xml)
+    model = _model_of(xml)
     rng = np.random.default_rng(seed)
     leg = 0.53 * height  # hip height, Winter (2009) Fig. 4.1
     stride = 2.3 * leg * (speed**2 / (9.80665 * leg)) ** 0.3
@@ -325,13 +209,14 @@ def synthetic_walk(
 
     grid = np.arange(_GRID) / _GRID  # one cycle
     variation = {
-        c[0]: (1.0 + 0.03 * rng.standard_normal(), 0.5 * rng.standard_normal())
-        for c in chain.coordinates
+        c.name: (1.0 + 0.03 * rng.standard_normal(), 0.5 * rng.standard_normal())
+        for c in model.coordinates
     }
 
     def coordinates(phase: np.ndarray) -> dict[str, np.ndarray]:
         q: dict[str, np.ndarray] = {}
-        for name, default, limits, _ in chain.coordinates:
+        for c in model.coordinates:
+            name, default, limits = c.name, c.default_value, c.range
             value = _pattern(name, phase)
             gain, offset = variation[name]
             if value is None:
@@ -341,8 +226,7 @@ def synthetic_walk(
                 value = mean + gain * (value - mean) + math.radians(offset)
             else:
                 value = value * gain * height / 1.75
-            lo, hi = (limits[0], limits[1]) if limits.size == 2 else (-np.inf, np.inf)
-            q[name] = np.clip(value, lo, hi)
+            q[name] = np.clip(value, limits[0], limits[1])
         return q
 
     q = coordinates(phase)
@@ -353,12 +237,12 @@ def synthetic_walk(
     # first _HARMONICS harmonics (the raw minimum has kinks where the lowest point switches).
     on_grid = coordinates(grid)
     on_grid["pelvis_ty"] = np.zeros(_GRID)
-    coeffs = np.fft.rfft(-chain.lowest_point(on_grid))[: _HARMONICS + 1] / _GRID
+    coeffs = np.fft.rfft(-_lowest_point(model, on_grid))[: _HARMONICS + 1] / _GRID
     k = np.arange(_HARMONICS + 1)
     waves = np.exp(2j * math.pi * np.outer(phase, k))
     q["pelvis_ty"] = (waves[:, 0] * coeffs[0]).real + 2.0 * (waves[:, 1:] @ coeffs[1:]).real
 
-    names = tuple(c[0] for c in chain.coordinates)
+    names = model.coordinate_names
     data = np.stack([q[c] for c in names], axis=1)
     data.flags.writeable = False
     time.flags.writeable = False
@@ -366,7 +250,7 @@ def synthetic_walk(
         time=time,
         coordinate_names=names,
         q=data,
-        rotational=tuple(c[3] for c in chain.coordinates),
+        rotational=model.rotational_mask,
         cadence=float(cadence),
         speed=float(speed),
     )

@@ -14,6 +14,7 @@ from diffbio.model._functions import (
 from diffbio.model._model import (
     GROUND,
     Body,
+    ContactSphere,
     Coordinate,
     CoordinateCoupler,
     CoordinateType,
@@ -39,6 +40,7 @@ __all__ = [
     "GROUND",
     "Body",
     "Constant",
+    "ContactSphere",
     "Coordinate",
     "CoordinateCoupler",
     "CoordinateType",

@@ -129,6 +129,17 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class ContactSphere:
+    """OpenSim ``ContactSphere``: a sphere of ``radius`` [m] centred at ``location`` [m] in
+    ``body``'s frame (used for foot-floor contact)."""
+
+    name: str
+    body: str
+    location: tuple[float, float, float]
+    radius: float
+
+
+@dataclass(frozen=True)
 class Model:
     """An immutable musculoskeletal model (see the module docstring for conventions).
 
@@ -143,6 +154,7 @@ class Model:
     coordinates: tuple[Coordinate, ...]
     couplers: tuple[CoordinateCoupler, ...] = ()
     markers: tuple[Marker, ...] = ()
+    contact_spheres: tuple[ContactSphere, ...] = ()
     gravity: tuple[float, float, float] = (0.0, -9.80665, 0.0)
     source: Path | None = None
     force_set_xml: str | None = field(default=None, repr=False, compare=False)

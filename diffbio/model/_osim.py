@@ -24,6 +24,7 @@ from diffbio.model._functions import (
 from diffbio.model._model import (
     GROUND,
     Body,
+    ContactSphere,
     Coordinate,
     CoordinateCoupler,
     CoordinateType,
@@ -382,6 +383,7 @@ def _parse_document(root: ET.Element, ctx: _Ctx) -> Model:
 
     couplers = _parse_couplers(model_el, ctx, {c.name for c in coords})
     markers = _parse_markers(model_el, frames, ctx, version)
+    spheres = _parse_contact_spheres(model_el, frames, ctx)
     force_set = model_el.find("ForceSet")
     force_xml = ET.tostring(force_set, encoding="unicode") if force_set is not None else None
     return Model(
@@ -391,6 +393,7 @@ def _parse_document(root: ET.Element, ctx: _Ctx) -> Model:
         coordinates=tuple(coords),
         couplers=tuple(couplers),
         markers=tuple(markers),
+        contact_spheres=tuple(spheres),
         gravity=gravity,  # type: ignore[arg-type]
         source=ctx.path,
         force_set_xml=force_xml,
@@ -621,6 +624,27 @@ def _parse_markers(model_el: ET.Element, frames, ctx: _Ctx, version: int) -> lis
         out.append(
             Marker(name, base, tuple(float(v) for v in p), _bool(_text(m, "fixed"), False))  # type: ignore[arg-type]
         )
+    return out
+
+
+def _parse_contact_spheres(model_el: ET.Element, frames, ctx: _Ctx) -> list[ContactSphere]:
+    cs = model_el.find("ContactGeometrySet")
+    objs = cs.find("objects") if cs is not None else None
+    out = []
+    for g in objs if objs is not None else []:
+        if g.tag != "ContactSphere":
+            continue
+        name = g.get("name")
+        ref = _text(g, "socket_frame") or _text(g, "body_name")
+        if ref is None:
+            raise ctx.error(f"contact sphere {name}: no frame")
+        base, off = _resolve_frame(ref, frames, ctx, f"contact sphere {name}")
+        loc = np.array(
+            _floats(_text(g, "location", "0 0 0"), 3, ctx, f"contact sphere {name} location")
+        )
+        p = np.array(off.translation) + np.array(off.rotation) @ loc
+        radius = float(_text(g, "radius", "0") or 0.0)
+        out.append(ContactSphere(name, base, tuple(float(v) for v in p), radius))  # type: ignore[arg-type]
     return out
 
 

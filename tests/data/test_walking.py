@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from diffbio import ModelError
+from diffbio import FileFormatError, ModelError
 from diffbio.data import WalkingTrial, synthetic_walk
 from diffbio.data._walking import _pattern
 from diffbio.model._default import DEFAULT_COORDINATES, default_model_xml
@@ -175,5 +175,5 @@ def test_bad_inputs():
     end = xml.index("</ContactGeometrySet>") + len("</ContactGeometrySet>")
     with pytest.raises(ModelError, match="ContactSphere"):
         synthetic_walk(xml[:start] + xml[end:])
-    with pytest.raises(ModelError, match="parse"):
+    with pytest.raises(FileFormatError, match="not a valid .osim"):
         synthetic_walk("<OpenSimDocument")
