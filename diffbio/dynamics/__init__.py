@@ -1,1 +1,32 @@
-"""diffbio.dynamics."""
+"""Inverse dynamics of OpenSim-style models: batched recursive Newton-Euler in torch
+(reference) and Warp (throughput), the joint-space mass matrix and bias forces, external
+loads as body wrenches, and the root residuals of a gait trial.
+"""
+
+from diffbio.dynamics._inertial import BodyInertial, body_inertial, scale_body_inertial
+from diffbio.dynamics._loads import PointLoad, body_wrenches, wrenches_from_external_loads
+from diffbio.dynamics._residuals import Residuals, center_of_mass, root_residuals
+from diffbio.dynamics._rnea import (
+    BodyWrenches,
+    bias_forces,
+    coordinate_screws,
+    inverse_dynamics,
+    mass_matrix,
+)
+
+__all__ = [
+    "BodyInertial",
+    "BodyWrenches",
+    "PointLoad",
+    "Residuals",
+    "bias_forces",
+    "body_inertial",
+    "body_wrenches",
+    "center_of_mass",
+    "coordinate_screws",
+    "inverse_dynamics",
+    "mass_matrix",
+    "root_residuals",
+    "scale_body_inertial",
+    "wrenches_from_external_loads",
+]
