@@ -436,7 +436,12 @@ def _transform_axis(st: ET.Element, name: str, coordinate: str | None, axis: np.
 
 
 def default_model_xml(
-    height: float = 1.75, mass: float = 75.0, *, name: str = "diffbio_gait", sex: str = "male"
+    height: float = 1.75,
+    mass: float = 75.0,
+    *,
+    name: str = "diffbio_gait",
+    sex: str = "male",
+    muscles: bool = True,
 ) -> str:
     """The default 3D gait model as an OpenSim 4.x ``.osim`` document.
 
@@ -444,7 +449,9 @@ def default_model_xml(
     sex: ``"male"`` or ``"female"`` (which of de Leva's tables). Lengths scale with
     ``height`` and masses with ``mass``; radii of gyration scale with the segment lengths.
     The 21 coordinates are :data:`DEFAULT_COORDINATES`, all zero by default except
-    ``pelvis_ty`` [m], which stands the model on the floor (y = 0). Returns the XML text.
+    ``pelvis_ty`` [m], which stands the model on the floor (y = 0). ``muscles``: fill the
+    ForceSet with the 66 lower-limb muscles (33 per leg) of :mod:`diffbio.model._default_muscles`.
+    Returns the XML text.
     """
     if sex not in _DE_LEVA:
         raise ModelError(f"default model: sex must be 'male' or 'female', got {sex!r}")
@@ -521,6 +528,12 @@ def default_model_xml(
             _transform_axis(st, f"translation{i + 1}", c, np.eye(3)[i])
     for set_name in ("ControllerSet", "ConstraintSet", "ForceSet"):
         _sub(_sub(model, set_name, name=set_name.lower()), "objects")
+    if muscles:
+        from diffbio.model._default_muscles import add_default_muscles
+
+        foot_length = _segment(sex, "foot", float(height), float(mass))[1]
+        forces = model.find("ForceSet/objects")
+        add_default_muscles(forces, joints, float(height), float(mass), foot_length)
     objects = _sub(_sub(model, "MarkerSet", name="markerset"), "objects")
     for mname, body, loc in markers:
         e = _sub(objects, "Marker", name=mname)
