@@ -8,7 +8,9 @@ output folder, and adds a row to the summary. Stages:
 3. kinematics: body kinematics (``walk_BodyKinematics_pos_global.sto``) and marker
    trajectories with measurement noise (``walk_markers.trc``);
 4. inverse kinematics: coordinates recovered from the noisy markers (``walk_ik.mot``),
-   compared with the truth.
+   compared with the truth;
+5. muscles: muscle-tendon lengths and moment arms of the model's muscles over the walk
+   (``walk_MuscleAnalysis_Length.sto`` and a figure of the knee moment arms).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def run_demo(
     )
     report.add("model", "mass", round(model.total_mass, 3), "kg")
     progress(
-        f"[1/4] model: {model.name}, {model.num_coordinates} coordinates "
+        f"[1/5] model: {model.name}, {model.num_coordinates} coordinates "
         f"({time.perf_counter() - t:.1f} s)"
     )
 
@@ -99,7 +101,7 @@ def run_demo(
     report.add("motion", "frames", len(trial.time))
     report.add("motion", "speed", trial.speed, "m/s")
     report.add("motion", "cadence", round(trial.cadence, 1), "steps/min")
-    progress(f"[2/4] motion: synthetic walk, {len(trial.time)} frames at {frame_rate:g} Hz")
+    progress(f"[2/5] motion: synthetic walk, {len(trial.time)} frames at {frame_rate:g} Hz")
 
     # 3. forward kinematics and markers --------------------------------------------------
     t = time.perf_counter()
@@ -123,7 +125,7 @@ def run_demo(
     report.files.append(trc)
     report.add("kinematics", "marker noise (sd)", marker_noise * 1000, "mm")
     progress(
-        f"[3/4] forward kinematics: {len(labels) // 6} bodies, {len(model.markers)} markers "
+        f"[3/5] forward kinematics: {len(labels) // 6} bodies, {len(model.markers)} markers "
         f"({time.perf_counter() - t:.2f} s)"
     )
 
@@ -158,9 +160,12 @@ def run_demo(
         "inverse kinematics", "frames solved per second", round(len(trial.time) / ik_time, 1), "1/s"
     )
     progress(
-        f"[4/4] inverse kinematics: {len(trial.time)} frames in {ik_time:.1f} s, "
+        f"[4/5] inverse kinematics: {len(trial.time)} frames in {ik_time:.1f} s, "
         f"mean angle error {float(torch.rad2deg(err[rot]).mean()):.2f} deg"
     )
+
+    # 5. muscles ---------------------------------------------------------------------------
+    muscle_stage(report, model, trial.time, ik.q, out, plots=plots, progress=progress)
 
     if plots:
         from diffbio.pipeline._plots import plot_coordinates, plot_stick_figure
@@ -175,6 +180,51 @@ def run_demo(
     summary.write_text(json.dumps(report.to_json(), indent=2))
     report.files.append(summary)
     return report
+
+
+def muscle_stage(report, model, time_s, q, out: Path, *, plots: bool, progress) -> None:
+    """Muscle-tendon lengths and moment arms over the motion ``q: (T, Q)``."""
+    from diffbio.muscles import moment_arms, muscle_names, muscle_tendon_lengths
+
+    t = time.perf_counter()
+    names = muscle_names(model)
+    with torch.no_grad():
+        lengths = muscle_tendon_lengths(model, q)
+        arms = moment_arms(model, q)
+    path = out / "walk_MuscleAnalysis_Length.sto"
+    write_storage(path, Storage.from_arrays(time_s, names, lengths.numpy(), name="Length"))
+    report.files.append(path)
+    knee = model.coordinate_index("knee_angle_r")
+    r_knee = arms[..., knee]
+    extensors = [
+        i for i, n in enumerate(names) if n.startswith(("vas", "recfem")) and n.endswith("_r")
+    ]
+    report.add("muscles", "muscles", len(names))
+    report.add(
+        "muscles",
+        "muscle-tendon length range",
+        f"{float(lengths.min()):.3f}-{float(lengths.max()):.3f}",
+        "m",
+    )
+    if extensors:
+        report.add(
+            "muscles",
+            "quadriceps knee moment arm (mean)",
+            round(float(r_knee[:, extensors].mean()) * 100, 2),
+            "cm",
+        )
+    progress(
+        f"[5/5] muscles: {len(names)} paths, lengths and {arms.shape[-2]}x{arms.shape[-1]} "
+        f"moment arms per frame ({time.perf_counter() - t:.1f} s)"
+    )
+    if plots:
+        from diffbio.pipeline._plots import plot_moment_arms
+
+        report.files.append(
+            plot_moment_arms(
+                out / "walk_knee_moment_arms.png", time_s, names, r_knee, "knee_angle_r"
+            )
+        )
 
 
 def _reorder(trial, model) -> torch.Tensor:

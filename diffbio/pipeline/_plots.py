@@ -72,3 +72,23 @@ def plot_stick_figure(path: Path, model, poses, time_s, n_frames: int = 12) -> P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_moment_arms(path: Path, time_s, names, arms: torch.Tensor, coordinate: str) -> Path:
+    """Moment arms ``arms: (T, M) [m]`` about one coordinate, for the muscles that cross it
+    on the right side."""
+    plt = _plt()
+    arms = arms.detach().numpy() * 100
+    keep = [i for i, n in enumerate(names) if n.endswith("_r") and np.abs(arms[:, i]).max() > 0.2]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i in keep:
+        ax.plot(time_s, arms[:, i], lw=1.2, label=names[i])
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel(f"moment arm about {coordinate} [cm]")
+    ax.set_title(f"Muscle moment arms about {coordinate} over the walk (right leg)")
+    ax.legend(fontsize=6, ncol=3, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
