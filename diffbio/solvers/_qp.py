@@ -1,0 +1,235 @@
+"""``solve_qp``: batched, differentiable convex QP (interior point forward, active-set backward)."""
+
+from __future__ import annotations
+
+import torch
+
+from diffbio._errors import ShapeError
+from diffbio.solvers._qp_data import QPData, inf_norm
+from diffbio.solvers._qp_ipm import ipm_solve
+from diffbio.solvers._qp_kkt import kkt_solve
+from diffbio.solvers._qp_types import QPOptions, QPSolution, QPStatus
+
+_OUT_NAMES = ("x", "y_eq", "z_lower", "z_upper", "z_ineq")
+
+
+def _polish(d: QPData, res: dict, act_l, act_u, act_g, opts: QPOptions, rounds: int = 4):
+    """Replace solved iterates by the exact solution of their active-set KKT system where
+    that solution is primal and dual feasible (in place on ``res``).
+
+    The active set is first guessed as ``z > s``; where the KKT solution is not optimal,
+    constraints with negative multipliers are released and violated ones added (a few
+    primal-dual active-set rounds). Returns the final active masks.
+    """
+    act_l, act_u, act_g = act_l.clone(), act_u.clone(), act_g.clone()
+    todo = torch.nonzero(res["status"] == int(QPStatus.SOLVED)).squeeze(-1)
+    for _ in range(rounds):
+        if todo.numel() == 0:
+            break
+        ds = d.select(todo)
+        al, au, ag = act_l[todo], act_u[todo], act_g[todo]
+        x, y, zl, zu, zg, ok = kkt_solve(ds, al, au, ag, -ds.q, ds.b, -ds.l0, ds.u0, ds.h)
+        scale = 1.0 + torch.stack([inf_norm(x), inf_norm(ds.b), inf_norm(ds.h)], -1).amax(-1)
+        tol = (10.0 * (opts.eps_abs + opts.eps_rel * scale)).unsqueeze(-1)
+        viol_l = ((x - ds.l0) < -tol) & (ds.fl > 0)
+        viol_u = ((ds.u0 - x) < -tol) & (ds.fu > 0)
+        viol_g = ds.Gmv(x) - ds.h > tol
+        neg_l, neg_u, neg_g = zl < -tol, zu < -tol, zg < -tol
+        good = ok & ~(viol_l | viol_u | neg_l | neg_u).any(-1) & ~(viol_g | neg_g).any(-1)
+        gi = todo[good]
+        for key, val in (("x", x), ("y", y), ("zl", zl), ("zu", zu), ("zg", zg)):
+            res[key][gi] = val[good]
+        retry = ok & ~good
+        ri = todo[retry]
+        act_l[ri] = (al[retry] & ~neg_l[retry]) | viol_l[retry]
+        act_u[ri] = (au[retry] & ~neg_u[retry]) | viol_u[retry]
+        act_g[ri] = (ag[retry] & ~neg_g[retry]) | viol_g[retry]
+        todo = ri
+    if todo.numel():  # not polished: keep the interior-point iterate and its z > s guess
+        ds = d.select(todo)
+        act_l[todo] = (ds.fl > 0) & (res["zl"][todo] > res["sl"][todo])
+        act_u[todo] = (ds.fu > 0) & (res["zu"][todo] > res["su"][todo])
+        act_g[todo] = res["zg"][todo] > res["sg"][todo]
+    return act_l, act_u, act_g
+
+
+class _QPFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, opts, P, q, A, b, l, u, G, h):
+        if P.dim() == 3:
+            P = 0.5 * (P + P.transpose(-1, -2))
+        d = QPData.build(P, q, A, b, l, u, G, h)
+        res = ipm_solve(d, opts)
+        solved = res["status"] == int(QPStatus.SOLVED)
+        act_l = (d.fl > 0) & (res["zl"] > res["sl"]) & solved.unsqueeze(-1)
+        act_u = (d.fu > 0) & (res["zu"] > res["su"]) & solved.unsqueeze(-1)
+        act_g = (res["zg"] > res["sg"]) & solved.unsqueeze(-1)
+        if opts.polish:
+            act_l, act_u, act_g = _polish(d, res, act_l, act_u, act_g, opts)
+        res["zl"] = res["zl"] * d.fl
+        res["zu"] = res["zu"] * d.fu
+        outs = [res[k] for k in ("x", "y", "zl", "zu", "zg")]
+        if opts.nan_on_failure:
+            bad = ~solved.unsqueeze(-1)
+            outs = [o.masked_fill(bad, torch.nan) for o in outs]
+        ctx.save_for_backward(P, A, G, *outs, act_l, act_u, act_g, solved)
+        ctx.mark_non_differentiable(res["status"], res["iterations"], res["pres"], res["dres"])
+        return (*outs, res["status"], res["iterations"], res["pres"], res["dres"])
+
+    @staticmethod
+    def backward(ctx, gx, gy, gzl, gzu, gzg, *_):
+        P, A, G, x, y, zl, zu, zg, act_l, act_u, act_g, solved = ctx.saved_tensors
+        s = solved.unsqueeze(-1)
+
+        def clean(g, ref):
+            g = torch.zeros_like(ref) if g is None else g
+            return torch.where(s, torch.nan_to_num(g), torch.zeros_like(g))
+
+        x, y, zl, zu, zg = (clean(v, v) for v in (x, y, zl, zu, zg))
+        gx, gy, gzl, gzu, gzg = (
+            clean(g, r) for g, r in ((gx, x), (gy, y), (gzl, zl), (gzu, zu), (gzg, zg))
+        )
+        q0 = torch.zeros_like(x)
+        d = QPData(P, q0, A, torch.zeros_like(y), q0, q0, q0, q0, G, torch.zeros_like(zg))
+        dx, dy, dzl, dzu, dzg, ok = kkt_solve(d, act_l, act_u, act_g, gx, gy, gzl, gzu, gzg)
+        ok = (ok & solved).unsqueeze(-1)
+        dx, dy, dzl, dzu, dzg = (
+            torch.where(ok, v, torch.zeros_like(v)) for v in (dx, dy, dzl, dzu, dzg)
+        )
+        need = ctx.needs_input_grad
+        gP = gq = gA = gb = gl = gu = gG = gh = None
+        if need[1]:
+            if P.dim() == 2:
+                gP = -dx * x
+            else:
+                outer = dx.unsqueeze(-1) * x.unsqueeze(-2)
+                gP = -0.5 * (outer + outer.transpose(-1, -2))
+        if need[2]:
+            gq = -dx
+        if need[3]:
+            gA = -(y.unsqueeze(-1) * dx.unsqueeze(-2) + dy.unsqueeze(-1) * x.unsqueeze(-2))
+        if need[4]:
+            gb = dy
+        if need[5]:
+            gl = torch.where(act_l, -dzl, torch.zeros_like(dzl))
+        if need[6]:
+            gu = torch.where(act_u, dzu, torch.zeros_like(dzu))
+        if need[7]:
+            gG = -(zg.unsqueeze(-1) * dx.unsqueeze(-2) + dzg.unsqueeze(-1) * x.unsqueeze(-2))
+        if need[8]:
+            gh = dzg
+        return None, gP, gq, gA, gb, gl, gu, gG, gh
+
+
+def _check(name: str, t: torch.Tensor, core: tuple[int, ...]) -> None:
+    k = len(core)
+    if t.dim() < k or tuple(t.shape[t.dim() - k :]) != core:
+        want = ", ".join(["..."] + [str(c) for c in core])
+        raise ShapeError(f"solve_qp: {name} has shape {tuple(t.shape)}, expected ({want})")
+
+
+def solve_qp(
+    P: torch.Tensor,
+    q: torch.Tensor,
+    A: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    l: torch.Tensor | None = None,
+    u: torch.Tensor | None = None,
+    G: torch.Tensor | None = None,
+    h: torch.Tensor | None = None,
+    *,
+    diagonal: bool | None = None,
+    options: QPOptions | None = None,
+) -> QPSolution:
+    """Solve ``min 1/2 x'Px + q'x  s.t.  Ax = b,  l <= x <= u,  Gx <= h`` for a batch.
+
+    Every argument may carry leading batch dimensions ``...``; they broadcast against each
+    other (a batch-shared input has none), and the gradient of a shared input is summed
+    over the batch. Differentiable (implicit differentiation of the KKT conditions at the
+    solution's active set) w.r.t. every tensor input and through every multiplier output.
+
+    Args:
+        P: (..., n, n) symmetric positive semidefinite (its symmetric part is used), or
+            (..., n) / (n,) the diagonal of P (fast path).
+        q: (..., n) linear cost.
+        A: (..., m, n) equality matrix, with b: (..., m). Omit both for no equalities.
+        l, u: (..., n) bounds, may hold -inf / +inf; None means unbounded.
+            Where both are finite, l <= u (l > u is reported PRIMAL_INFEASIBLE).
+        G: (..., p, n) inequality matrix, with h: (..., p). Omit both for none.
+        diagonal: whether P holds diagonals; None infers it (``P.dim() == 1`` or
+            ``P.shape[-2:] != (n, n)``). Pass True when a (B, n) diagonal has B == n.
+        options: :class:`QPOptions`.
+
+    Returns:
+        :class:`QPSolution`; problems that are not SOLVED carry their status and, by
+        default, NaN in ``x`` and the multipliers (their gradient contribution is 0).
+
+    Dtype and device follow ``q`` (float32 or float64; CPU or CUDA, same code path).
+    """
+    dt = q.dtype if q.is_floating_point() else torch.get_default_dtype()
+    opts = (options or QPOptions()).resolved(dt)
+    dev = q.device
+    if q.dim() < 1:
+        raise ShapeError(f"solve_qp: q has shape {tuple(q.shape)}, expected (..., n)")
+    n = q.shape[-1]
+    if diagonal is None:
+        diagonal = P.dim() == 1 or tuple(P.shape[-2:]) != (n, n)
+    if (A is None) != (b is None) or (G is None) != (h is None):
+        raise ShapeError("solve_qp: give A with b and G with h (or neither)")
+
+    def cast(t):
+        return t.to(dtype=dt, device=dev)
+
+    P = cast(P)
+    _check("P", P, (n,) if diagonal else (n, n))
+    if A is None:
+        A = torch.zeros(0, n, dtype=dt, device=dev)
+        b = torch.zeros(0, dtype=dt, device=dev)
+    A, b = cast(A), cast(b)
+    m = A.shape[-2] if A.dim() >= 2 else -1
+    _check("A", A, (m, n))
+    _check("b", b, (m,))
+    l = cast(l) if l is not None else torch.full((n,), -torch.inf, dtype=dt, device=dev)
+    u = cast(u) if u is not None else torch.full((n,), torch.inf, dtype=dt, device=dev)
+    _check("l", l, (n,))
+    _check("u", u, (n,))
+    if G is None:
+        G, h = A.new_zeros(0, n), A.new_zeros(0)
+    G, h = cast(G), cast(h)
+    p = G.shape[-2] if G.dim() >= 2 else -1
+    _check("G", G, (p, n))
+    _check("h", h, (p,))
+
+    items = [(P, 1 if diagonal else 2), (q, 1), (A, 2), (b, 1), (l, 1), (u, 1), (G, 2), (h, 1)]
+    try:
+        batch = torch.broadcast_shapes(*(t.shape[: t.dim() - k] for t, k in items))
+    except RuntimeError as exc:
+        raise ShapeError(f"solve_qp: batch dimensions do not broadcast: {exc}") from exc
+    B = 1
+    for s in batch:
+        B *= s
+    flat = [
+        t.expand(*batch, *t.shape[t.dim() - k :]).reshape(B, *t.shape[t.dim() - k :])
+        for t, k in items
+    ]
+
+    chunk = opts.chunk_size or max(B, 1)
+    parts = []
+    for c0 in range(0, B, chunk):
+        parts.append(_QPFunction.apply(opts, *(t[c0 : c0 + chunk] for t in flat)))
+    if not parts:
+        parts.append(_QPFunction.apply(opts, *flat))
+    cols = [torch.cat(col, 0) if len(parts) > 1 else col[0] for col in zip(*parts)]
+    cols = [c.reshape(tuple(batch) + tuple(c.shape[1:])) for c in cols]
+    x, y, zl, zu, zg, status, iters, pres, dres = cols
+    return QPSolution(
+        x=x,
+        y_eq=y,
+        z_lower=zl,
+        z_upper=zu,
+        z_ineq=zg,
+        status=status,
+        iterations=iters,
+        primal_residual=pres,
+        dual_residual=dres,
+    )

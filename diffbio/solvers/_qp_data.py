@@ -1,0 +1,92 @@
+"""Batched QP data with bounds split into finite values and masks, plus shared products."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class QPData:
+    """One batch of problems, every tensor with leading dimension B.
+
+    P: (B, n, n) dense, or (B, n) diagonal (``diag`` True). q: (B, n). A: (B, m, n).
+    b: (B, m). l0, u0: (B, n) bounds with infinite entries replaced by 0; fl, fu: (B, n)
+    1.0 where the bound is finite, else 0.0. G: (B, p, n). h: (B, p).
+    """
+
+    P: torch.Tensor
+    q: torch.Tensor
+    A: torch.Tensor
+    b: torch.Tensor
+    l0: torch.Tensor
+    u0: torch.Tensor
+    fl: torch.Tensor
+    fu: torch.Tensor
+    G: torch.Tensor
+    h: torch.Tensor
+
+    @staticmethod
+    def build(P, q, A, b, l, u, G, h) -> QPData:
+        has_l = torch.isfinite(l)
+        has_u = torch.isfinite(u)
+        return QPData(
+            P=P,
+            q=q,
+            A=A,
+            b=b,
+            l0=torch.where(has_l, l, torch.zeros_like(l)),
+            u0=torch.where(has_u, u, torch.zeros_like(u)),
+            fl=has_l.to(q.dtype),
+            fu=has_u.to(q.dtype),
+            G=G,
+            h=h,
+        )
+
+    @property
+    def diag(self) -> bool:
+        return self.P.dim() == 2
+
+    @property
+    def m(self) -> int:
+        return self.A.shape[1]
+
+    @property
+    def p(self) -> int:
+        return self.G.shape[1]
+
+    def select(self, idx: torch.Tensor) -> QPData:
+        """The sub-batch ``idx`` (a bool mask or an index tensor)."""
+        return QPData(*(getattr(self, f)[idx] for f in _FIELDS))
+
+    def Pmv(self, v: torch.Tensor) -> torch.Tensor:
+        """P v for v: (B, n)."""
+        if self.diag:
+            return self.P * v
+        return (self.P @ v.unsqueeze(-1)).squeeze(-1)
+
+    def Amv(self, v: torch.Tensor) -> torch.Tensor:
+        return (self.A @ v.unsqueeze(-1)).squeeze(-1)
+
+    def Atv(self, y: torch.Tensor) -> torch.Tensor:
+        return (y.unsqueeze(-2) @ self.A).squeeze(-2)
+
+    def Gmv(self, v: torch.Tensor) -> torch.Tensor:
+        return (self.G @ v.unsqueeze(-1)).squeeze(-1)
+
+    def Gtv(self, z: torch.Tensor) -> torch.Tensor:
+        return (z.unsqueeze(-2) @ self.G).squeeze(-2)
+
+    def dense_P(self) -> torch.Tensor:
+        return torch.diag_embed(self.P) if self.diag else self.P
+
+
+_FIELDS = ("P", "q", "A", "b", "l0", "u0", "fl", "fu", "G", "h")
+
+
+def inf_norm(v: torch.Tensor) -> torch.Tensor:
+    """(B,) max-abs over the last dimension (0 for an empty dimension)."""
+    if v.shape[-1] == 0:
+        return v.new_zeros(v.shape[:-1])
+    return v.abs().amax(-1)
