@@ -4,18 +4,21 @@ Each function takes the segment end points ``p1, p2: (..., 3) [m]`` expressed in
 object's frame and returns ``(code, r1, r2, wrap_length)``: the OpenSim ``WrapAction``
 (:data:`NO_WRAP`, :data:`INSIDE`, :data:`WRAPPED`, :data:`MANDATORY`) as ``(...,)`` long,
 the tangent points ``(..., 3) [m]`` where the path leaves the straight line and the length
-``(...,) [m]`` of the path on the surface. The decision logic (inside a surface, mandatory
-wrap when the segment cuts the surface, the quadrant constraint ``(axis, sign)`` and which
-way round) follows OpenSim's WrapCylinder / WrapSphere; the surface path itself is the exact
-shortest path (geodesic) for the chosen side, so lengths and their derivatives are smooth
-while the wrap state does not change, and both the length and its gradient are continuous
-where a path starts to touch a surface.
+``(...,) [m]`` of the path on the surface. Decisions (inside, mandatory wrap when the
+segment cuts the surface, the quadrant constraint ``(axis, sign)``, which way round) and the
+surface paths mirror OpenSim 4.6 (hybrid method), written as closed forms or as iterations
+whose last step carries the implicit derivative, so lengths are differentiable and
+continuous where a path starts to touch a surface.
 
-* Cylinder (axis Z, centred, finite ``length``): helix found by unrolling the cylinder.
+* Cylinder (axis Z, centred, finite ``length``): OpenSim's WrapCylinder: tangent points in
+  the end points' cross-sections slid along the axis onto the plane through both points and
+  the apex line, helix length ``sqrt((R theta)^2 + dz^2)``; with several wrap objects on one
+  path (``single=False``) OpenSim's tangency iteration (``_adjust_tangent_point``).
 * Sphere: great circle in the plane through the centre and both points.
-* Ellipsoid: the path lies in the plane through the centre and both points; on the ellipse
-  cut by that plane the tangent points are exact and the arc length is integrated by
-  Gauss-Legendre quadrature (OpenSim's own ellipsoid path is an iterative approximation).
+* Ellipsoid: OpenSim's WrapEllipsoid: wraps only when the segment cuts it; the path lies in
+  the plane through both points and OpenSim's surface point c1 (Frans / fan blend, Graphics
+  Gems closest points); tangent points and arc are exact on the ellipse that plane cuts
+  (OpenSim iterates to the same tangent points and sums ~1 mm chords of the arc).
 """
 
 from __future__ import annotations
@@ -53,10 +56,78 @@ def _safe_sqrt(x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------- cylinder
+def _unit(v: Tensor) -> Tensor:
+    return v / _safe_sqrt((v * v).sum(-1, keepdim=True))
+
+
+_TANGENCY = 0.1 * math.pi / 180.0  # OpenSim's TANGENCY_THRESHOLD
+_MAX_ADJUST = 100
+
+
+def _spiral_point(c, s, z, theta, sense, t):
+    """Point at fraction ``t`` of OpenSim's spiral from angle (c, s) at height z."""
+    ang = sense * t * theta
+    ca, sa = torch.cos(ang), torch.sin(ang)
+    return ca * c - sa * s, sa * c + ca * s
+
+
+def _slide_to_tangency(p, r, w):
+    """OpenSim's _adjust_tangent_point: ``(changed, new z)`` of tangent point ``r`` given the
+    next spiral point ``w`` (all ``(..., 3)``, cylinder frame)."""
+    pr, rw = _unit(r - p), _unit(w - r)
+    da = torch.acos(pr[..., 2].clamp(-1, 1)) - torch.acos(rw[..., 2].clamp(-1, 1))
+    change = da.abs() > _TANGENCY
+    # closest point of the vertical line through r to the line p-w
+    d = w - p
+    e = torch.zeros_like(d)
+    e[..., 2] = 1.0
+    w0 = p - r
+    a, b, cc = (d * d).sum(-1), d[..., 2], 1.0
+    dd, ee = (d * w0).sum(-1), w0[..., 2]
+    den = a * cc - b * b
+    den = torch.where(den.abs() > 1e-300, den, torch.ones_like(den))
+    tz = (a * ee - b * dd) / den
+    z_int = r[..., 2] + tz
+    return change, r[..., 2] + 1.5 * (z_int - r[..., 2])
+
+
+def _adjust_spiral(p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense):
+    """OpenSim's tangency iteration in _make_spiral_path (paths with several wrap objects)."""
+    x = torch.zeros_like(zr1, dtype=torch.bool)
+    for _ in range(_MAX_ADJUST):
+        wlen = _safe_sqrt((R * theta) ** 2 + (zr2 - zr1) ** 2)
+        nseg = torch.floor(wlen / 0.002).clamp(min=1)
+        t = 1.0 / nseg
+        cw, sw = _spiral_point(c1, s1, zr1, theta, sense, t)
+        w1 = torch.stack([R * cw, R * sw, zr1 + t * (zr2 - zr1)], -1)
+        cw, sw = _spiral_point(c1, s1, zr1, theta, sense, 1.0 - t)
+        w2 = torch.stack([R * cw, R * sw, zr1 + (1.0 - t) * (zr2 - zr1)], -1)
+        r1 = torch.stack([R * c1, R * s1, zr1], -1)
+        r2 = torch.stack([R * c2, R * s2, zr2], -1)
+        ch1, z1n = _slide_to_tangency(p1, r1, w1)
+        ch2, z2n = _slide_to_tangency(p2, r2, w2)
+        go = (nseg >= 2) & ~x
+        ch1, ch2 = ch1 & go, ch2 & go
+        if not bool((ch1 | ch2).any()):
+            break
+        zr1 = torch.where(ch1, z1n, zr1)
+        zr2 = torch.where(ch2, z2n, zr2)
+        x = x | ~(ch1 | ch2)
+    return zr1, zr2
+
+
 def wrap_cylinder(
-    p1: Tensor, p2: Tensor, radius: Tensor, length: Tensor, quadrant: tuple[int, int]
+    p1: Tensor,
+    p2: Tensor,
+    radius: Tensor,
+    length: Tensor,
+    quadrant: tuple[int, int],
+    single: bool = True,
 ):
-    """Cylinder of ``radius`` and ``length`` [m] along Z (see the module docstring)."""
+    """Cylinder of ``radius`` and ``length`` [m] along Z, as OpenSim's WrapCylinder (see the
+    module docstring): preliminary tangent points in the cross-sections of p1 and p2, slid
+    along the axis onto the plane through p1, p2 and the apex line, and the helix between
+    them (length ``sqrt((R theta)^2 + dz^2)``)."""
     axis, sign = quadrant
     R = radius
     x1, y1, z1 = p1.unbind(-1)
@@ -82,6 +153,7 @@ def wrap_cylinder(
         return (a * b).sum(-1)
 
     long_wrap = torch.zeros_like(inside)
+    far = torch.zeros_like(inside)
     if sign == 0:
         j1, j2, j3, j4 = (
             dot(u["1a"], u["2a"]),
@@ -108,6 +180,7 @@ def wrap_cylinder(
             D = _sgn(R * u["2b"][..., axis]) == sign
         ab = (A & B & ~C) | (A & ~B) | (~A & ~B & ~C & D) | (~A & ~B & ~C & ~D & (alpha > beta))
         pick = torch.where(ab, 1, 2)
+        far = torch.where(ab, alpha > beta, alpha <= beta) | (~A & ~B & ~C & ~D)
         r1xy = torch.where(ab.unsqueeze(-1), u["1a"], u["1b"]) * R.unsqueeze(-1)
         r2xy = torch.where(ab.unsqueeze(-1), u["2b"], u["2a"]) * R.unsqueeze(-1)
         sum_musc = (r1xy - p1[..., :2]) + (r2xy - p2[..., :2])
@@ -115,21 +188,44 @@ def wrap_cylinder(
         long_wrap = dot(sum_r, sum_musc) < 0
     psi1 = torch.where((pick == 0) | (pick == 1), ang["1a"], ang["1b"])
     psi2 = torch.where((pick == 0) | (pick == 2), ang["2a"], ang["2b"])
-    # arc angle: directed for the geodesic pairs (smooth through 0), OpenSim's rule otherwise
-    dpsi = psi2 - psi1
-    cs, sn = torch.cos(dpsi), torch.sin(dpsi)
-    directed = torch.where(pick == 1, torch.atan2(sn, cs), torch.atan2(-sn, cs))
-    theta = torch.where((pick == 1) | (pick == 2), directed, torch.atan2(sn.abs(), cs))
-    theta = torch.where(long_wrap, _TWO_PI - theta.abs(), theta)
-    t1, t2 = _safe_sqrt(d1sq - R * R), _safe_sqrt(d2sq - R * R)
-    arc = R * theta
-    s = torch.clamp(t1 + arc + t2, min=1e-300)
-    dz = z2 - z1
-    zr1 = z1 + dz * t1 / s
-    zr2 = z1 + dz * (t1 + arc) / s
-    r1 = torch.stack([R * torch.cos(psi1), R * torch.sin(psi1), zr1], -1)
-    r2 = torch.stack([R * torch.cos(psi2), R * torch.sin(psi2), zr2], -1)
-    wlen = arc * torch.sqrt(1.0 + (dz / s) ** 2)
+    c1, s1, c2, s2 = torch.cos(psi1), torch.sin(psi1), torch.cos(psi2), torch.sin(psi2)
+    # apex: on the surface next to the axis point closest to the split of p1-p2 in the
+    # ratio of the points' axis distances; the tangent points slide along the axis onto
+    # the plane through p1, p2 and the apex
+    tm = (d1 / (d1 + d2)).unsqueeze(-1)
+    mpt = p1 + tm * (p2 - p1)
+    axispt = torch.zeros_like(mpt)
+    axispt = torch.cat([axispt[..., :2], mpt[..., 2:]], -1)
+    n = torch.cross(_unit(p1 - axispt), _unit(p2 - axispt), dim=-1)
+    n = _unit(n)
+    vert = _unit(torch.stack([-n[..., 1], n[..., 0], torch.zeros_like(n[..., 0])], -1))
+    apex1, apex2 = axispt + R.unsqueeze(-1) * vert, axispt - R.unsqueeze(-1) * vert
+    closer1 = ((mpt - apex1) ** 2).sum(-1) < ((mpt - apex2) ** 2).sum(-1)
+    apex = torch.where((closer1 != far).unsqueeze(-1), apex1, apex2)
+    m = torch.cross(_unit(p1 - apex), _unit(p2 - apex), dim=-1)
+    r1 = torch.stack([R * c1, R * s1, z1], -1)
+    r2 = torch.stack([R * c2, R * s2, z2], -1)
+
+    def slide(r, z_own, z_other):
+        nz = m[..., 2]
+        ok = nz.abs() > 1e-300
+        s = ((m * (p1 - r)).sum(-1)) / torch.where(ok, nz, torch.ones_like(nz))
+        zp = r[..., 2] + s
+        ok = ok & (s.abs() <= 10.0) & ((zp - z_other).abs() < (z_own - z_other).abs())
+        return torch.where(ok, zp, r[..., 2])
+
+    zr1, zr2 = slide(r1, z1, z2), slide(r2, z2, z1)
+    r1 = torch.stack([R * c1, R * s1, zr1], -1)
+    r2 = torch.stack([R * c2, R * s2, zr2], -1)
+    theta = torch.atan2((c1 * s2 - s1 * c2).abs(), c1 * c2 + s1 * s2)
+    theta = torch.where(long_wrap, _TWO_PI - theta, theta)
+    if not single:
+        sense = torch.where(long_wrap, -1.0, 1.0).to(p1.dtype)
+        sense = sense * torch.where(c1 * s2 - s1 * c2 >= 0, 1.0, -1.0).to(p1.dtype)
+        zr1, zr2 = _adjust_spiral(p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense)
+        r1 = torch.stack([R * c1, R * s1, zr1], -1)
+        r2 = torch.stack([R * c2, R * s2, zr2], -1)
+    wlen = _safe_sqrt((R * theta) ** 2 + (zr2 - zr1) ** 2)
     half = 0.5 * length
     beyond = ((zr1 < -half) | (zr1 > half)) & ((zr2 < -half) | (zr2 > half))
     code = torch.where(beyond & (code > INSIDE), NO_WRAP, code)
@@ -246,6 +342,196 @@ def wrap_sphere(p1: Tensor, p2: Tensor, radius: Tensor, quadrant: tuple[int, int
     return _wrap_centred_quadric(p1, p2, semi, quadrant)
 
 
+# ------------------------------------------------------------------------------ ellipsoid
+# OpenSim's WrapEllipsoid (hybrid method): the path lies in the plane through p1, p2 and a
+# point c1 on the surface found by blending "Frans'" axis-plane closest point with the
+# averaged "fan" of closest points along the chord; tangent points and arc are exact on the
+# ellipse that plane cuts (OpenSim iterates to the same tangent points and sums 1 mm chords).
+_MU_BLEND_MIN, _MU_BLEND_MAX, _SV_BOUNDARY_BLEND, _FAN = 0.7073, 0.9, 0.3, 300
+
+
+def _newton(f_fp, t0: Tensor, *args) -> Tensor:
+    """Graphics Gems IV root of ``f(t)`` by OpenSim's 64 Newton steps (stop at |f| < 1e-9),
+    run without gradients; one last step with gradients gives the implicit derivative."""
+    with torch.no_grad():
+        t = t0.detach()
+        det = [x.detach() for x in args]
+        for _ in range(64):
+            f, fp = f_fp(t, *det)
+            done = f.abs() < 1e-9
+            if bool(done.all()):
+                break
+            t = torch.where(done, t, t - f / torch.where(done, torch.ones_like(fp), fp))
+    f, fp = f_fp(t, *args)
+    return t - f / fp
+
+
+def _f3(t, a2, u2a2):
+    P = t.unsqueeze(-1) + a2  # (..., 3)
+    P2 = P * P
+    pr = P2.prod(-1)
+    f = pr - (u2a2 * pr.unsqueeze(-1) / P2).sum(-1)
+    PQR = P.prod(-1)
+    pq = PQR.unsqueeze(-1) / P  # products of the other two
+    others = P.sum(-1, keepdim=True) - P
+    fp = 2.0 * (PQR * pq.sum(-1) - (u2a2 * pq * others).sum(-1))
+    return f, fp
+
+
+def _closest_on_ellipsoid(a: Tensor, u: Tensor) -> Tensor:
+    """OpenSim's findClosestPoint (general case): closest point to ``u`` on the ellipsoid
+    with semi-axes ``a`` (both ``(..., 3)``)."""
+    a2 = a * a
+    inside = ((u / a) ** 2).sum(-1) < 1.0
+    t0 = torch.where(inside, 0.0, a.max(-1).values * u.norm(dim=-1))
+    t = _newton(_f3, t0, a2, a2 * u * u)
+    return a2 * u / (t.unsqueeze(-1) + a2)
+
+
+def _f2(t, a2, b2, au, bv):
+    P, Q = t + a2, t + b2
+    f = P * P * Q * Q - au * Q * Q - bv * P * P
+    fp = 2.0 * (P * Q * (P + Q) - au * Q - bv * P)
+    return f, fp
+
+
+def _closest_in_axis_plane(a: Tensor, u: Tensor, axis: Tensor) -> Tensor:
+    """OpenSim's findClosestPoint with ``specialCaseAxis`` (per sample, ``(...,)`` long):
+    keep ``u[axis]``, solve the 2-D closest point on the cross-section ellipse of the
+    other two axes (taken cyclically, as OpenSim does)."""
+    perm = (axis.unsqueeze(-1) + torch.arange(3, device=u.device)) % 3
+    ap, up = torch.gather(a, -1, perm), torch.gather(u, -1, perm)
+    A, B, x, y = ap[..., 1], ap[..., 2], up[..., 1], up[..., 2]
+    inside = (x / A) ** 2 + (y / B) ** 2 < 1.0
+    t0 = torch.where(inside, 0.0, torch.maximum(A, B) * torch.sqrt(x * x + y * y))
+    t = _newton(_f2, t0, A * A, B * B, A * A * x * x, B * B * y * y)
+    cp = torch.stack([up[..., 0], A * A * x / (t + A * A), B * B * y / (t + B * B)], -1)
+    return torch.zeros_like(cp).scatter(-1, perm, cp)
+
+
+def _ellipsoid_c1(p1: Tensor, p2: Tensor, a: Tensor, quadrant: tuple[int, int]) -> Tensor:
+    """OpenSim's wrapping-plane point c1 (hybrid method), in the frame scaled by OpenSim's
+    ``factor``; ``p1``-``p2`` must cut the ellipsoid."""
+    axis, sign = quadrant
+    d = p1 - p2
+    aa = ((d / a) ** 2).sum(-1)
+    bb = 2.0 * (d * p2 / a**2).sum(-1)
+    cc = ((p2 / a) ** 2).sum(-1) - 1.0
+    sq = _safe_sqrt(bb * bb - 4 * aa * cc)
+    l1, l2 = (-bb + sq) / (2 * aa), (-bb - sq) / (2 * aa)
+    r1 = p2 + l1.unsqueeze(-1) * d
+    r2 = p2 + l2.unsqueeze(-1) * d
+    r12 = r2 - r1
+    mu = _unit(d).abs()
+    small = r12.abs() < 1e-12
+    tt = torch.where(small, 0.5, -r1 / torch.where(small, torch.ones_like(r12), r12))
+    best = mu.argmax(-1, keepdim=True)
+    mu_b = torch.gather(mu, -1, best).squeeze(-1)
+    t_b = torch.gather(tt, -1, best).squeeze(-1)
+    sv_fr = r1 + t_b.unsqueeze(-1) * r12
+    frans = _closest_in_axis_plane(a, sv_fr, best.squeeze(-1))
+    s = torch.where(
+        (t_b < 0) | (t_b > 1),
+        0.0,
+        torch.where(
+            t_b < _SV_BOUNDARY_BLEND,
+            t_b / _SV_BOUNDARY_BLEND,
+            torch.where(t_b > 1 - _SV_BOUNDARY_BLEND, (1 - t_b) / _SV_BOUNDARY_BLEND, 1.0),
+        ),
+    )
+    mu_b = torch.where(
+        (mu_b > _MU_BLEND_MIN) & (s < 1), _MU_BLEND_MIN + s * (mu_b - _MU_BLEND_MIN), mu_b
+    )
+    # fan: average direction from chord samples to their closest surface points
+    ks = torch.arange(1, _FAN - 1, dtype=p1.dtype, device=p1.device) / _FAN
+    sv = r1.unsqueeze(-2) + ks.unsqueeze(-1) * r12.unsqueeze(-2)
+    blades = _unit(_closest_on_ellipsoid(a.unsqueeze(-2), sv) - sv).sum(-2)
+    mid = r1 + 0.5 * r12
+    c_fan = _closest_on_ellipsoid(a, mid + _unit(blades))
+    w = ((mu_b - _MU_BLEND_MIN) / (_MU_BLEND_MAX - _MU_BLEND_MIN)).unsqueeze(-1)
+    blend = _closest_on_ellipsoid(a, w * frans + (1 - w) * c_fan)
+    c1 = torch.where(
+        (mu_b <= _MU_BLEND_MIN).unsqueeze(-1),
+        c_fan,
+        torch.where((mu_b >= _MU_BLEND_MAX).unsqueeze(-1), frans, blend),
+    )
+    fan_w = torch.where(
+        mu_b <= _MU_BLEND_MIN,
+        1.0,
+        torch.where(mu_b >= _MU_BLEND_MAX, 1 - w.squeeze(-1), 1 - w.squeeze(-1)),
+    ).clamp(max=1.0)
+    if sign != 0:
+        flip = _sgn(c1[..., axis]) != sign
+        cf = c1.clone()
+        cf[..., axis] = -c1[..., axis]
+        cb = cf.clone()
+        cb[..., axis] = cf[..., axis] + fan_w * (0.0 - cf[..., axis])
+        cproj = _closest_on_ellipsoid(a, cb)
+        cf = torch.where((fan_w > 0).unsqueeze(-1), cproj, cf)
+        c1 = torch.where(flip.unsqueeze(-1), cf, c1)
+    return c1
+
+
 def wrap_ellipsoid(p1: Tensor, p2: Tensor, semi_axes: Tensor, quadrant: tuple[int, int]):
-    """Ellipsoid with ``semi_axes (..., 3)`` [m] at the origin (module docstring)."""
-    return _wrap_centred_quadric(p1, p2, semi_axes, quadrant)
+    """Ellipsoid with ``semi_axes (..., 3)`` [m] at the origin, as OpenSim's WrapEllipsoid
+    (hybrid method): wraps only where the segment cuts the surface (MANDATORY) and never
+    when an end point is inside (INSIDE); the path lies in the plane through p1, p2 and
+    OpenSim's point c1, over the arc on c1's side."""
+    shape = torch.broadcast_shapes(p1.shape, p2.shape, semi_axes.shape)
+    a = semi_axes.expand(shape)
+    D = 1.0 / a**2
+    inside = ((p1 * p1 * D).sum(-1) < 1.0 - 1e-4) | ((p2 * p2 * D).sum(-1) < 1.0 - 1e-4)
+    hit, _ = _segment_hits(p1, p2, D)
+    code = torch.where(inside, INSIDE, torch.where(hit, MANDATORY, NO_WRAP))
+    # the surface path only where the segment wraps (OpenSim's iteration is costly)
+    go = (hit & ~inside).expand(shape[:-1]).reshape(-1)
+    idx = go.nonzero().squeeze(-1)
+    flat = [x.expand(shape).reshape(-1, 3)[idx] for x in (p1, p2, a)]
+    r1s, r2s, wls = _ellipsoid_path(*flat, quadrant)
+    zero = p1.new_zeros(go.shape[0], 3)
+    r1 = zero.index_copy(0, idx, r1s).reshape(shape)
+    r2 = zero.index_copy(0, idx, r2s).reshape(shape)
+    wlen = zero[:, 0].index_copy(0, idx, wls).reshape(shape[:-1])
+    return code.expand(shape[:-1]), r1, r2, wlen
+
+
+def _ellipsoid_path(q1: Tensor, q2: Tensor, a: Tensor, quadrant: tuple[int, int]):
+    """Tangent points and arc length for segments ``q1``-``q2`` that cut the ellipsoid."""
+    D = 1.0 / a**2
+    factor = 3.0 / a.sum(-1, keepdim=True)
+    c1 = _ellipsoid_c1(q1 * factor, q2 * factor, a * factor, quadrant) / factor
+    # plane through q1, q2, c1 and the ellipse it cuts: centre x0, y^T D y = k in the plane
+    n = _unit(torch.cross(q2 - q1, c1 - q1, dim=-1))
+    h = (n * q1).sum(-1)
+    nDn = (n * n / D).sum(-1)
+    x0 = (h / nDn).unsqueeze(-1) * n / D
+    k = 1.0 - h * h / nDn
+    e1 = _unit(q2 - q1)
+    e2 = torch.cross(n, e1, dim=-1)
+    Q11, Q12, Q22 = ((e1 * e1 * D).sum(-1), (e1 * e2 * D).sum(-1), (e2 * e2 * D).sum(-1))
+    half_tr, dif = 0.5 * (Q11 + Q22), 0.5 * (Q11 - Q22)
+    rad = _safe_sqrt(dif * dif + Q12 * Q12)
+    ang = 0.5 * torch.atan2(2 * Q12, Q11 - Q22)
+    c, s = torch.cos(ang).unsqueeze(-1), torch.sin(ang).unsqueeze(-1)
+    f1, f2 = c * e1 + s * e2, -s * e1 + c * e2
+    A, B = torch.sqrt(k / (half_tr + rad)), torch.sqrt(k / (half_tr - rad))
+
+    def to2d(p):
+        return torch.stack([((p - x0) * f1).sum(-1), ((p - x0) * f2).sum(-1)], -1)
+
+    def to3d(v):
+        return x0 + v[..., :1] * f1 + v[..., 1:] * f2
+
+    P1, P2, C1 = to2d(q1), to2d(q2), to2d(c1)
+    ones = torch.ones_like(k, dtype=torch.bool)
+    T1a, T2a, arc_a, mid_a = _ellipse_wrap(P1, P2, A, B, ones)
+    T1b, T2b, arc_b, _ = _ellipse_wrap(P1, P2, A, B, ~ones)
+
+    def side(X):
+        dd, xx = P2 - P1, X - P1
+        return dd[..., 0] * xx[..., 1] - dd[..., 1] * xx[..., 0] >= 0
+
+    use_a = (side(mid_a) == side(C1)).unsqueeze(-1)
+    r1 = to3d(torch.where(use_a, T1a, T1b))
+    r2 = to3d(torch.where(use_a, T2a, T2b))
+    return r1, r2, torch.where(use_a.squeeze(-1), arc_a, arc_b)

@@ -54,10 +54,11 @@ def scaled_wrap(obj: WrapObject, R_GB: Tensor, p_GB: Tensor, s_B: Tensor | None)
     return R_GW, p_GW, dims
 
 
-def wrap_in_frame(obj: WrapObject, dims: Tensor, p1: Tensor, p2: Tensor):
-    """Dispatch to the surface's wrap function (points in the wrap frame)."""
+def wrap_in_frame(obj: WrapObject, dims: Tensor, p1: Tensor, p2: Tensor, single: bool = True):
+    """Dispatch to the surface's wrap function (points in the wrap frame); ``single``: the
+    path has one wrap object (OpenSim then skips the cylinder's tangency iteration)."""
     if obj.kind is WrapKind.CYLINDER:
-        return wrap_cylinder(p1, p2, dims[..., 0], dims[..., 1], obj.quadrant)
+        return wrap_cylinder(p1, p2, dims[..., 0], dims[..., 1], obj.quadrant, single)
     if obj.kind is WrapKind.SPHERE:
         return wrap_sphere(p1, p2, dims[..., 0], obj.quadrant)
     if obj.kind is WrapKind.ELLIPSOID:
@@ -151,7 +152,9 @@ def wrapped_path_length(
                 sel = order[..., i] == w
                 if not bool(sel.any()):
                     continue
-                new, res = _apply_one(nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx)
+                new, res = _apply_one(
+                    nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx, K == 1
+                )
                 nodes = new.where(sel, nodes)
                 res_i = torch.where(sel, res, res_i)
             results.append(res_i)
@@ -178,7 +181,7 @@ def _swapped(order: Tensor) -> Tensor:
     return o
 
 
-def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx):
+def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx, single):
     """One wrap object over the current path: remove its old points, pick the segment,
     insert the new tangent points. Returns the new nodes and OpenSim's result code."""
     nodes = nodes.compact(nodes.valid & (nodes.wid != w))
@@ -201,7 +204,7 @@ def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx
     RT = R_GW.transpose(-1, -2).unsqueeze(-3)
     pa = (RT @ (a - p_GW.unsqueeze(-2)).unsqueeze(-1)).squeeze(-1)
     pb = (RT @ (b - p_GW.unsqueeze(-2)).unsqueeze(-1)).squeeze(-1)
-    code, r1, r2, wlen = wrap_in_frame(obj, dims.unsqueeze(-2), pa, pb)
+    code, r1, r2, wlen = wrap_in_frame(obj, dims.unsqueeze(-2), pa, pb, single)
     j = kidx[:-1]
     same = (nodes.wid[..., :-1] >= 0) & (nodes.wid[..., :-1] == nodes.wid[..., 1:])
     cand = (j >= s_pos.unsqueeze(-1)) & (j < e_pos.unsqueeze(-1)) & ~same
