@@ -17,6 +17,12 @@ _COMMANDS: tuple[str, ...] = (
     "inspect",
     "fk",
     "ik",
+    "id",
+    "muscle-analysis",
+    "tissue",
+    "demo",
+    "train",
+    "evaluate",
 )
 
 
