@@ -25,8 +25,18 @@ __all__ = [
     "center_of_mass",
     "coordinate_screws",
     "inverse_dynamics",
+    "inverse_dynamics_warp",
     "mass_matrix",
     "root_residuals",
     "scale_body_inertial",
     "wrenches_from_external_loads",
 ]
+
+
+def __getattr__(name: str):
+    # The Warp path imports warp (seconds); load it on first use only.
+    if name == "inverse_dynamics_warp":
+        from diffbio.dynamics._warp_rnea import inverse_dynamics_warp
+
+        return inverse_dynamics_warp
+    raise AttributeError(f"module 'diffbio.dynamics' has no attribute {name!r}")

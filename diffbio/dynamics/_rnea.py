@@ -18,7 +18,11 @@ the sub-frame before it,
 
     V_c = V_p + sum_k s_k dv_k,     A_c = A_p + sum_k (s_k d2v_k + V_k- x s_k dv_k),
 
-with the ground "accelerating" at ``-g`` to account for gravity. Each body's
+with the ground "accelerating" at ``-g`` to account for gravity. The sums are evaluated
+in closed form per joint (its rotation axes all pass through the joint centre, so the
+products of two rotation screws are screws through it) and over the tree as products with
+the ancestor matrix, so that the whole batch goes through a fixed, small number of tensor
+operations after one forward-kinematics pass. Each body's
 Newton-Euler wrench ``f_b = I_b A_b + V_b x* I_b V_b - f_ext,b``; the wrench through joint
 ``j`` is the sum of ``f_b`` over the subtree of its child. Constraints are ignored, as in
 OpenSim's ``InverseDynamicsSolver`` (``calcResidualForceIgnoringConstraints``): the
@@ -40,8 +44,8 @@ from diffbio.dynamics._inertial import (
     check_inertial,
     scale_body_inertial,
 )
-from diffbio.kinematics import axis_angle_matrix, forward_kinematics, kinematic_tree
-from diffbio.kinematics._fk import _check_q, _check_scales
+from diffbio.kinematics import kinematic_tree
+from diffbio.kinematics._fk import _check_q, _check_scales, _forward
 from diffbio.model import Model
 
 
@@ -83,10 +87,14 @@ class _Topology:
     coord_joint: Tensor  # (Q,) joint of each coordinate (-1: drives no axis)
     related: Tensor  # (Q, Q) bool: joints on one root path
     deeper: Tensor  # (Q, Q) index of the deeper of the two joints
+    anc_t: Tensor  # (J, NB) transpose of anc, contiguous
+    parent_slot: Tensor  # (J,) parent body of each joint (NB: ground)
+    axis_coord: Tensor  # (J, 6) coordinate of each axis (0 where it has none)
+    axis_to_coord: Tensor  # (J*6, Q) 1 where axis drives coordinate
 
 
 def _topology(model: Model, dtype, device) -> _Topology:
-    key = ("dyn_topology", dtype, device)
+    key = ("rnea_topology", dtype, device)
     topo = model._cache.get(key)
     if topo is not None:
         return topo
@@ -131,12 +139,20 @@ def _topology(model: Model, dtype, device) -> _Topology:
                 related[i, k], deeper[i, k] = True, b
             elif janc[b][a]:
                 related[i, k], deeper[i, k] = True, a
+    axis_to_coord = torch.zeros(nj * 6, nq, dtype=dtype)
+    for k, ci in enumerate(tree.coord.reshape(-1).tolist()):
+        if ci >= 0:
+            axis_to_coord[k, ci] = 1.0
     topo = _Topology(
         anc=anc.to(device),
         body_joint=torch.tensor(body_joint, device=device),
         coord_joint=torch.tensor(coord_joint, device=device),
         related=related.to(device),
         deeper=deeper.to(device),
+        anc_t=anc.t().contiguous().to(device),
+        parent_slot=torch.tensor([nb if p < 0 else p for p in parent], device=device),
+        axis_coord=tree.coord.clamp_min(0),
+        axis_to_coord=axis_to_coord.to(device),
     )
     model._cache[key] = topo
     return topo
@@ -160,55 +176,80 @@ def _motion_cross(v: Tensor, m: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class _JointScrews:
-    """Per-joint screws in ground and their coordinate derivatives."""
+    """Every joint's axes in ground, from one forward-kinematics pass.
 
-    s: Tensor  # (..., J, 6, 6): screw of axis k (rows), spatial (angular, linear)
-    d1: Tensor  # (..., J, 6): dv_k/dq (translations include the scale factor)
-    d2: Tensor  # (..., J, 6): d2v_k/dq2
+    A rotation axis ``u`` through the joint centre ``c`` has the screw ``(u, c x u)``; a
+    translation axis ``t`` (scale factor included) has ``(0, t)``."""
+
+    U: Tensor  # (..., J, 3, 3) rotation axes in ground as they act (rows)
+    T: Tensor  # (..., J, 3, 3) translation axes in ground, times their scale factor (rows)
+    c: Tensor  # (..., J, 3) joint centres (origin of M) in ground
+    d1: Tensor  # (..., J, 6) dv_k/dq (unscaled)
+    d2: Tensor  # (..., J, 6) d2v_k/dq2
     R: Tensor  # (..., NB, 3, 3) body rotations
     p: Tensor  # (..., NB, 3) body origins
 
 
 def _screws(model: Model, q: Tensor, scales: Tensor | None) -> _JointScrews:
     tree = kinematic_tree(model, q.dtype, q.device)
-    from diffbio.kinematics import axis_values
+    poses, axes = _forward(model, q, scales, with_axes=True)
+    d1, d2 = _axis_derivatives(model, tree, q)
+    return _JointScrews(
+        axes[..., :3, :],
+        axes[..., 3:, :],
+        poses.joint_centers,
+        d1,
+        d2,
+        poses.rotation,
+        poses.translation,
+    )
 
-    poses = forward_kinematics(model, q, scales)
-    lead = poses.translation.shape[:-2]
-    v0 = axis_values(tree, q, 0)
-    d1 = axis_values(tree, q, 1)
-    d2 = axis_values(tree, q, 2)
-    if scales is not None:
-        ones = torch.ones_like(scales[..., :1, :])
-        s_parent = torch.cat([scales, ones], -2)[..., tree.parent, :]
-        factor = (tree.axes[:, 3:] * s_parent.unsqueeze(-2)).sum(-1)
-        factor = torch.where(tree.scaled_translation, factor, torch.ones_like(factor))
-        one3 = torch.ones_like(factor)
-        f6 = torch.cat([one3, factor], -1)
-        d1 = d1 * f6
-        d2 = d2 * f6
-    eye = torch.eye(3, dtype=q.dtype, device=q.device).expand(*lead, 1, 3, 3)
-    R_ext = torch.cat([poses.rotation, eye], -3)
-    R_GF = R_ext[..., tree.parent, :, :] @ tree.R_pF  # (..., J, 3, 3)
-    Ra = axis_angle_matrix(tree.axes[:, 0], v0[..., 0])
-    Rb = axis_angle_matrix(tree.axes[:, 1], v0[..., 1])
-    R1 = R_GF @ Ra
-    R2 = R1 @ Rb
-    ax = tree.axes
-    u = torch.stack(
-        [
-            _mv(R_GF, ax[:, 0].expand_as(v0[..., :3])),
-            _mv(R1, ax[:, 1].expand_as(v0[..., :3])),
-            _mv(R2, ax[:, 2].expand_as(v0[..., :3])),
-        ],
-        -2,
-    )  # (..., J, 3, 3) rotation axes in ground
-    ut = (R_GF.unsqueeze(-3) @ ax[:, 3:].unsqueeze(-1)).squeeze(-1)  # (..., J, 3, 3)
-    c = poses.joint_centers.unsqueeze(-2).expand_as(u)
-    s_rot = torch.cat([u, _cross(c, u)], -1)
-    s_tr = torch.cat([torch.zeros_like(ut), ut], -1)
-    s = torch.cat([s_rot, s_tr], -2)
-    return _JointScrews(s, d1, d2, poses.rotation, poses.translation)
+
+def _axis_derivatives(model: Model, tree, q: Tensor) -> tuple[Tensor, Tensor]:
+    """First and second derivatives ``(..., J, 6)`` of every joint axis function with
+    respect to its coordinate, in one pass over the function bank (constant axes: 0)."""
+    b = tree.bank
+    lead = q.shape[:-1]
+    parts, index = [], []
+    if b.lin_idx.numel():
+        slope = b.lin_slope.expand(*lead, -1)
+        parts.append(torch.stack([slope, torch.zeros_like(slope)], -1))
+        index.append(b.lin_idx)
+    if b.spl_idx.numel():
+        parts.append(_spline_derivatives(b, q[..., b.spl_coord]))
+        index.append(b.spl_idx)
+    for flat, ci, f in b.other:
+        x = q[..., ci]
+        parts.append(torch.stack([f(x, 1), f(x, 2)], -1).unsqueeze(-2))
+        index.append(torch.tensor([flat], device=q.device))
+    out = torch.zeros(*lead, b.n, 2, dtype=q.dtype, device=q.device)
+    if parts:
+        out = out.index_copy(-2, torch.cat(index), torch.cat(parts, -2))
+    out = out.reshape(*lead, b.n // 6, 6, 2)
+    return out[..., 0], out[..., 1]
+
+
+def _spline_derivatives(b, x: Tensor) -> Tensor:
+    """``(..., S, 2)``: first and second derivatives of the S padded cubics at ``x``
+    (linear extrapolation outside the knots, as :func:`axis_values`)."""
+    lead = x.shape[:-1]
+    S = x.shape[-1]
+    xs = x.reshape(-1, S).transpose(0, 1).contiguous()  # (S, N)
+    i = torch.searchsorted(b.spl_knots, xs.detach(), right=True) - 1
+    i = torch.minimum(i.clamp_min(0), (b.spl_last - 1).unsqueeze(-1))
+    dx = xs - torch.gather(b.spl_knots, 1, i)
+    c = torch.gather(b.spl_coef, 1, i.unsqueeze(-1).expand(-1, -1, 4))
+    _, b0, c0, d0 = c.unbind(-1)
+    inside1 = b0 + dx * (2.0 * c0 + 3.0 * dx * d0)
+    inside2 = 2.0 * c0 + 6.0 * dx * d0
+    first_x = b.spl_knots[:, :1]
+    last_x = torch.gather(b.spl_knots, 1, b.spl_last.unsqueeze(-1))
+    first_b = b.spl_coef[:, :1, 1]
+    last_b = torch.gather(b.spl_coef[..., 1], 1, b.spl_last.unsqueeze(-1))
+    below, above = xs < first_x, xs > last_x
+    d1 = torch.where(below, first_b, torch.where(above, last_b, inside1))
+    d2 = torch.where(below | above, torch.zeros_like(inside2), inside2)
+    return torch.stack([d1, d2], -1).transpose(0, 1).reshape(*lead, S, 2)
 
 
 def _resolve_inertial(
@@ -260,6 +301,7 @@ def inverse_dynamics(
     scales: Tensor | None = None,
     inertial: BodyInertial | None = None,
     gravity: bool = True,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """Generalized forces that produce ``qdd`` under gravity and external ``loads``.
 
@@ -276,15 +318,47 @@ def inverse_dynamics(
         inertial: :class:`BodyInertial` overriding the model's (unscaled) inertial
             parameters; ``None`` uses the model's.
         gravity: include the model's gravity.
+        chunk_size: process the first leading dimension (e.g. the trials of a
+            ``(B, T, Q)`` batch) in slices of at most this many entries and concatenate
+            the results, bounding the memory of huge batches; ``None``: all at once.
+            Arguments whose first leading dimension is 1 or absent are shared.
     Returns:
         ``tau: (..., Q)`` [N m for rotational, N for translational coordinates].
     """
-    return _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity)[0]
+    args = (q, qd, qdd, loads, scales, inertial)
+    return _chunked(lambda *a: _newton_euler(model, *a, gravity)[0], args, chunk_size)
 
 
-def _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity):
-    """``tau (..., Q)``, joint wrenches ``W (..., J, 6)`` (about the ground origin, in
-    ground) and the joint screws."""
+def _chunked(fn, args, chunk_size: int | None) -> Tensor:
+    """``fn(*args)``, evaluated over slices of the first leading dimension of ``q``
+    (``args[0]``) and concatenated. Per-sample tensors slice along their own first
+    leading dimension where it is that of ``q``."""
+    q = args[0]
+    if chunk_size is None or q.dim() < 2 or q.shape[0] <= chunk_size:
+        return fn(*args)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+    n, lead = q.shape[0], q.dim() - 1
+
+    def cut(x, core: int, sl: slice):
+        if x is None:
+            return None
+        if isinstance(x, (BodyWrenches, BodyInertial)):
+            cores = {"force": 2, "torque": 2, "point": 2, "mass": 1, "com": 2, "inertia": 2}
+            return type(x)(*(cut(getattr(x, k), cores[k], sl) for k in x.__dataclass_fields__))
+        if x.dim() - core == lead and x.shape[0] == n:
+            return x[sl]
+        return x
+
+    cores = (1, 1, 1, 2, 2, 1)
+    outs = []
+    for start in range(0, n, chunk_size):
+        sl = slice(start, start + chunk_size)
+        outs.append(fn(*(cut(a, c, sl) for a, c in zip(args, cores, strict=True))))
+    return torch.cat(outs, 0)
+
+
+def _check_inputs(model, q, qd, qdd, loads, scales) -> None:
     _check_q(model, q)
     _check_same(model, "qd", qd)
     _check_same(model, "qdd", qdd)
@@ -292,74 +366,81 @@ def _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity):
         _check_scales(model, scales)
     if loads is not None:
         _check_loads(model, loads)
+
+
+def _axis_rates(topo: _Topology, d1: Tensor, d2: Tensor, qd: Tensor, qdd: Tensor):
+    """Axis rates ``dv/dt, d2v/dt2: (..., J, 6)`` from the axis derivatives ``d1, d2``
+    (zero on constant axes, whose derivatives are zero)."""
+    qd_ax = qd[..., topo.axis_coord]
+    vd = d1 * qd_ax
+    vdd = d2 * qd_ax * qd_ax + d1 * qdd[..., topo.axis_coord]
+    return vd, vdd
+
+
+def _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity):
+    """``tau (..., Q)``, joint wrenches ``W (..., J, 6)`` (about the ground origin, in
+    ground) and the joint screws."""
+    _check_inputs(model, q, qd, qdd, loads, scales)
     topo = _topology(model, q.dtype, q.device)
-    tree = kinematic_tree(model, q.dtype, q.device)
     js = _screws(model, q, scales)
     inertial = _resolve_inertial(model, inertial, scales, q.dtype, q.device)
+    vd, vdd = _axis_rates(topo, js.d1, js.d2, qd, qdd)
 
-    cidx = tree.coord.clamp_min(0)
-    has = tree.coord >= 0
-    qd_ax = torch.where(has, qd[..., cidx], torch.zeros_like(qd[..., cidx]))
-    qdd_ax = torch.where(has, qdd[..., cidx], torch.zeros_like(qdd[..., cidx]))
-    vd = js.d1 * qd_ax  # (..., J, 6) axis rates
-    vdd = js.d2 * qd_ax * qd_ax + js.d1 * qdd_ax
-    sv = js.s * vd.unsqueeze(-1)  # (..., J, 6, 6) per-axis velocity contributions
-    dV = sv.sum(-2)
-    V = torch.einsum("bj,...jx->...bx", topo.anc, dV)  # (..., NB, 6)
-    zero6 = torch.zeros_like(V[..., :1, :])
-    Vp = torch.cat([V, zero6], -2)[..., tree.parent, :]  # (..., J, 6)
-    # Sub-frame velocity before each axis: translations (3..5) see V_p; rotation k sees
-    # V_p + translations + earlier rotations.
-    tr = sv[..., 3:, :].sum(-2)
-    before = torch.stack(
-        [Vp + tr, Vp + tr + sv[..., 0, :], Vp + tr + sv[..., 0, :] + sv[..., 1, :]], -2
-    )
-    before = torch.cat([before, Vp.unsqueeze(-2).expand_as(before)], -2)
-    dA = (js.s * vdd.unsqueeze(-1)).sum(-2) + _motion_cross(before, sv).sum(-2)
-    A = torch.einsum("bj,...jx->...bx", topo.anc, dA)
+    # forward recursion, as sums over ancestors: dV_j, dA_j are joint j's own terms
+    m_rot = js.U * vd[..., :3, None]  # (..., J, 3, 3) angular velocity of each axis
+    w_j = m_rot.sum(-2)
+    a_j = _vm(vd[..., 3:], js.T)  # translation velocity
+    dV = torch.cat([w_j, _cross(js.c, w_j) + a_j], -1)
+    V = topo.anc @ dV  # (..., NB, 6)
+    Vp = torch.cat([V, torch.zeros_like(V[..., :1, :])], -2)[..., topo.parent_slot, :]
+    # V_k- x s_k dv_k summed: rotations through one centre commute into a screw through
+    # it (w0 x w1 + (w0 + w1) x w2); translations before rotations give (0, a_j x w_j).
+    m0, m1, m2 = m_rot.unbind(-2)
+    al = _vm(vdd[..., :3], js.U) + _cross(m0, m1) + _cross(m0 + m1, m2)
+    lin = _cross(js.c, al) + _vm(vdd[..., 3:], js.T) + _cross(a_j, w_j)
+    dA = torch.cat([al, lin], -1) + _motion_cross(Vp, dV)
+    A = topo.anc @ dA
     if gravity:
         g = torch.tensor(model.gravity, dtype=q.dtype, device=q.device)
         A = A + torch.cat([torch.zeros_like(g), -g])
 
+    # Newton-Euler wrench of every body, then the backward sum over descendants
     c, I_G = _spatial_inertia_terms(inertial, js.R, js.p)
     w, vO = V[..., :3], V[..., 3:]
     alpha, aO = A[..., :3], A[..., 3:]
     vc = vO + _cross(w, c)
     ac = aO + _cross(alpha, c) + _cross(w, vc)
-    m = inertial.mass.unsqueeze(-1)
-    F = m * ac
+    F = inertial.mass.unsqueeze(-1) * ac
     N = _mv(I_G, alpha) + _cross(w, _mv(I_G, w)) + _cross(c, F)
     if loads is not None:
         F = F - loads.force
         N = N - loads.moment_about_origin()
-    f = torch.cat([N, F], -1)  # (..., NB, 6)
-    W = torch.einsum("bj,...bx->...jx", topo.anc, f)  # (..., J, 6)
-    tau_ax = (js.s * W.unsqueeze(-2)).sum(-1) * js.d1  # (..., J, 6)
-    return _scatter_axes(model, tree, tau_ax), W, js
+    W = topo.anc_t @ torch.cat([N, F], -1)  # (..., J, 6)
+    n_c = W[..., :3] - _cross(js.c, W[..., 3:])  # moment about the joint centre
+    tau_ax = torch.cat([_mv(js.U, n_c), _mv(js.T, W[..., 3:])], -1) * js.d1
+    tau = tau_ax.flatten(-2) @ topo.axis_to_coord
+    return tau, W, js
 
 
-def _scatter_axes(model: Model, tree, tau_ax: Tensor) -> Tensor:
-    lead = tau_ax.shape[:-2]
-    flat_c = tree.coord.reshape(-1)
-    keep = torch.nonzero(flat_c >= 0).squeeze(-1)
-    vals = tau_ax.reshape(*lead, -1)[..., keep]
-    out = torch.zeros(*lead, model.num_coordinates, dtype=tau_ax.dtype, device=tau_ax.device)
-    return out.index_add(-1, flat_c[keep], vals)
+def _vm(v: Tensor, M: Tensor) -> Tensor:
+    """``v^T M`` for ``v (..., 3)``, ``M (..., 3, 3)``: the rows of ``M`` weighted."""
+    return (v.unsqueeze(-2) @ M).squeeze(-2)
 
 
 def coordinate_screws(model: Model, q: Tensor, scales: Tensor | None = None) -> Tensor:
     """The motion subspace of every coordinate, ``dV/dqd``: ``(..., Q, 6)`` spatial
     vectors in ground about the ground origin, ``(angular [1/s per unit qd], linear)``."""
     _check_q(model, q)
-    tree = kinematic_tree(model, q.dtype, q.device)
-    js = _screws(model, q, scales)
-    cols = js.s * js.d1.unsqueeze(-1)  # (..., J, 6, 6)
-    lead = cols.shape[:-3]
-    flat_c = tree.coord.reshape(-1)
-    keep = torch.nonzero(flat_c >= 0).squeeze(-1)
-    vals = cols.reshape(*lead, -1, 6)[..., keep, :]
-    out = torch.zeros(*lead, model.num_coordinates, 6, dtype=q.dtype, device=q.device)
-    return out.index_add(-2, flat_c[keep], vals)
+    return _coordinate_screws(_topology(model, q.dtype, q.device), _screws(model, q, scales))
+
+
+def _coordinate_screws(topo: _Topology, js: _JointScrews) -> Tensor:
+    u = js.U * js.d1[..., :3, None]
+    s_rot = torch.cat([u, _cross(js.c.unsqueeze(-2).expand_as(u), u)], -1)
+    t = js.T * js.d1[..., 3:, None]
+    s_tr = torch.cat([torch.zeros_like(t), t], -1)
+    cols = torch.cat([s_rot, s_tr], -2)  # (..., J, 6 axes, 6)
+    return topo.axis_to_coord.transpose(0, 1) @ cols.flatten(-3, -2)
 
 
 def mass_matrix(
@@ -377,7 +458,7 @@ def mass_matrix(
     topo = _topology(model, q.dtype, q.device)
     js = _screws(model, q, scales)
     inertial = _resolve_inertial(model, inertial, scales, q.dtype, q.device)
-    S = coordinate_screws(model, q, scales)  # (..., Q, 6)
+    S = _coordinate_screws(topo, js)  # (..., Q, 6)
     c, I_G = _spatial_inertia_terms(inertial, js.R, js.p)
     m = inertial.mass.expand(c.shape[:-1])
     cx = _skew(c)

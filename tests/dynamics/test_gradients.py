@@ -149,3 +149,22 @@ def test_scale_body_inertial_matches_opensim():
             mom, prod = I.getMoments(), I.getProducts()
             ref = [mom.get(0), mom.get(1), mom.get(2), prod.get(0), prod.get(1), prod.get(2)]
             np.testing.assert_allclose(ours.inertia[b].numpy(), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_chunked_equals_unchunked(leg):
+    """``chunk_size`` slices the first leading dimension (per-sample loads and scales with
+    it, shared ones as they are): same values and gradients as one call."""
+    q, qd, qdd, f, t, p, _ = _inputs(leg, batch=6, seed=3)
+    q, qd, qdd = (x.reshape(3, 2, -1) for x in (q, qd, qdd))
+    loads = BodyWrenches(*(x.reshape(3, 2, -1, 3) for x in (f, t, p)))
+    g = torch.Generator().manual_seed(4)
+    scales = 1 + 0.1 * torch.randn(3, 1, leg.num_bodies, 3, generator=g, dtype=torch.float64)
+    outs = []
+    for chunk in (None, 2):
+        x = q.clone().requires_grad_(True)
+        tau = inverse_dynamics(leg, x, qd, qdd, loads, scales=scales, chunk_size=chunk)
+        (gq,) = torch.autograd.grad(tau.square().sum(), x)
+        outs.append((tau, gq))
+    assert outs[0][0].shape == (3, 2, leg.num_coordinates)
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=0, atol=1e-9)
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=0, atol=1e-9)
