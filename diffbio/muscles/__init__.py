@@ -1,5 +1,13 @@
 """diffbio.muscles: Hill-type muscle models (curves, rigid-tendon force, tendon equilibrium)."""
 
+from diffbio.muscles._actuators import (
+    Actuator,
+    ActuatorKind,
+    actuator_generalized_forces,
+    muscle_control_bounds,
+    read_actuators,
+    reserve_actuators,
+)
 from diffbio.muscles._analysis import (
     MuscleAnalysis,
     coordinates_from_motion,
@@ -50,8 +58,48 @@ from diffbio.muscles._path_length import (
     muscle_tendon_lengths,
     muscle_tendon_velocities,
 )
+from diffbio.muscles._static_opt import (
+    StaticOptimizationResult,
+    kept_coordinates,
+    static_optimization,
+)
+from diffbio.muscles._static_opt_trial import (
+    StaticOptimizationFrames,
+    load_static_optimization_trial,
+    muscle_states,
+    solve_static_optimization,
+    static_optimization_frames,
+)
+from diffbio.muscles._synergies import (
+    Synergies,
+    choose_synergies,
+    nmf,
+    synergy_static_optimization,
+    vaf,
+    vaf_curve,
+)
 
 __all__ = [
+    "Actuator",
+    "ActuatorKind",
+    "StaticOptimizationFrames",
+    "StaticOptimizationResult",
+    "Synergies",
+    "actuator_generalized_forces",
+    "choose_synergies",
+    "kept_coordinates",
+    "load_static_optimization_trial",
+    "muscle_control_bounds",
+    "muscle_states",
+    "nmf",
+    "read_actuators",
+    "reserve_actuators",
+    "solve_static_optimization",
+    "static_optimization",
+    "static_optimization_frames",
+    "synergy_static_optimization",
+    "vaf",
+    "vaf_curve",
     "MuscleAnalysis",
     "MusclePaths",
     "WrapKind",

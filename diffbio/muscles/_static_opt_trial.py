@@ -1,0 +1,284 @@
+"""Static optimization of a gait trial: from a model, a motion and external loads to the
+per-frame QP inputs (:class:`StaticOptimizationFrames`), then to activations.
+
+Reproduces OpenSim 4.6's AnalyzeTool + StaticOptimization set-up: coordinates low-pass
+filtered and splined (:func:`diffbio.io.prepare_coordinates`), inverse dynamics with gravity
+and the external loads, muscles as rigid-tendon force-length-velocity actuators
+(``use_muscle_physiology``; Thelen2003's force-velocity curve at activation 1, as OpenSim's
+``calcInextensibleTendonActiveFiberForce(s, 1.0)``), passive muscle force left out unless
+asked for, and the model's and the given actuators as extra unknowns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from diffbio._errors import DiffbioError
+from diffbio.model import Model
+from diffbio.muscles._actuators import (
+    Actuator,
+    actuator_generalized_forces,
+    muscle_control_bounds,
+    read_actuators,
+)
+from diffbio.muscles._hill import rigid_tendon_force
+from diffbio.muscles._params import MuscleCurves, MuscleParameters, muscle_parameters_from_osim
+from diffbio.muscles._path_length import (
+    moment_arms,
+    muscle_names,
+    muscle_tendon_lengths,
+    muscle_tendon_velocities,
+)
+from diffbio.muscles._static_opt import StaticOptimizationResult, static_optimization
+from diffbio.solvers import QPOptions
+
+
+@dataclass(frozen=True)
+class StaticOptimizationFrames:
+    """Inputs of static optimization at T frames.
+
+    Attributes:
+        time: (T,) [s].
+        tau: (T, Q) [N m or N] inverse-dynamics generalized forces.
+        moment_arms: (T, M, Q) [m or -].
+        F_active_per_a: (T, M) [N] rigid-tendon active force per unit activation.
+        F_passive: (T, M) [N] rigid-tendon passive force.
+        actuator_moments: (T, Q, NA) generalized forces per unit control.
+        keep: (Q,) bool, the coordinates whose equation is enforced.
+        a_min, a_max: (M,) activation bounds (the muscles' min/max control).
+        muscles: M names; actuators: NA :class:`Actuator`; coordinates: Q names.
+    """
+
+    time: np.ndarray
+    tau: Tensor
+    moment_arms: Tensor
+    F_active_per_a: Tensor
+    F_passive: Tensor
+    actuator_moments: Tensor
+    keep: Tensor
+    a_min: Tensor
+    a_max: Tensor
+    muscles: tuple[str, ...]
+    actuators: tuple[Actuator, ...]
+    coordinates: tuple[str, ...]
+
+    def to(self, dtype=None, device=None) -> StaticOptimizationFrames:
+        """Copy with the float tensors moved to ``dtype`` / ``device``."""
+        kw = {}
+        for k in ("tau", "moment_arms", "F_active_per_a", "F_passive", "actuator_moments"):
+            kw[k] = getattr(self, k).to(dtype=dtype, device=device)
+        for k in ("a_min", "a_max"):
+            kw[k] = getattr(self, k).to(dtype=dtype, device=device)
+        kw["keep"] = self.keep.to(device=device)
+        return replace(self, **kw)
+
+    def slice(self, i0: int, i1: int) -> StaticOptimizationFrames:
+        """Frames ``i0:i1``."""
+        kw = {
+            k: getattr(self, k)[i0:i1]
+            for k in ("tau", "moment_arms", "F_active_per_a", "F_passive", "actuator_moments")
+        }
+        return replace(self, time=self.time[i0:i1], **kw)
+
+
+def muscle_states(
+    model: Model,
+    params: MuscleParameters,
+    q: Tensor,
+    qd: Tensor,
+    *,
+    chunk: int = 32,
+    progress=False,
+):
+    """Moment arms ``(..., M, Q)``, active force per activation ``(..., M)`` and passive
+    force ``(..., M)`` of the rigid-tendon muscles at ``q, qd (..., T, Q)``, in chunks of
+    frames along the last leading axis (memory)."""
+    T = q.shape[-2]
+    R, Fa, Fp = [], [], []
+    fva = 1.0 if params.curves is MuscleCurves.THELEN_2003 else None
+    it = range(0, T, chunk)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="muscle geometry", unit="chunk", leave=False)
+    for s in it:
+        qc, qdc = q[..., s : s + chunk, :], qd[..., s : s + chunk, :]
+        lmt = muscle_tendon_lengths(model, qc)
+        vmt = muscle_tendon_velocities(model, qc, qdc)
+        f = rigid_tendon_force(torch.ones_like(lmt), lmt, vmt, params, fv_activation=fva)
+        R.append(moment_arms(model, qc))
+        Fa.append(f.F_active_per_a)
+        Fp.append(f.F_passive)
+    return torch.cat(R, -3), torch.cat(Fa, -2), torch.cat(Fp, -2)
+
+
+def static_optimization_frames(
+    model: Model,
+    params: MuscleParameters,
+    time: np.ndarray,
+    q: Tensor,
+    qd: Tensor,
+    qdd: Tensor,
+    loads=None,
+    actuators: tuple[Actuator, ...] | list[Actuator] = (),
+    *,
+    a_min: Tensor | None = None,
+    a_max: Tensor | None = None,
+    chunk: int = 32,
+    progress: bool = False,
+) -> StaticOptimizationFrames:
+    """QP inputs of static optimization at frames ``q, qd, qdd (T, Q)``.
+
+    Args:
+        model: the model; params: its M muscles (:func:`muscle_parameters_from_osim`), in
+            :func:`muscle_names` order.
+        time: (T,) [s]; q, qd, qdd: (T, Q) coordinates and derivatives.
+        loads: a :class:`diffbio.io.ExternalLoads` or None.
+        actuators: reserve/residual :class:`Actuator` items.
+        a_min, a_max: (M,) activation bounds (default 0 and 1).
+    """
+    from diffbio.dynamics import inverse_dynamics, wrenches_from_external_loads
+
+    names = muscle_names(model)
+    if tuple(params.names) and tuple(params.names) != tuple(names):
+        raise DiffbioError("muscle parameters are not in the model's muscle order")
+    params = params.to(dtype=q.dtype, device=q.device)
+    w = wrenches_from_external_loads(model, loads, q, time) if loads is not None else None
+    tau = inverse_dynamics(model, q, qd, qdd, w)
+    R, Fa, Fp = muscle_states(model, params, q, qd, chunk=chunk, progress=progress)
+    S = actuator_generalized_forces(model, tuple(actuators), q)
+    keep = (R != 0).flatten(0, -3).any(0).any(0) | (S != 0).any(-1).flatten(0, -2).any(0)
+    for i, c in enumerate(model.coordinates):
+        if c.locked:
+            keep[i] = False
+    M = len(names)
+    kw = {"dtype": q.dtype, "device": q.device}
+    lo = torch.zeros(M, **kw) if a_min is None else a_min.to(**kw)
+    hi = torch.ones(M, **kw) if a_max is None else a_max.to(**kw)
+    return StaticOptimizationFrames(
+        time=np.asarray(time, dtype=float),
+        tau=tau,
+        moment_arms=R,
+        F_active_per_a=Fa,
+        F_passive=Fp,
+        actuator_moments=S,
+        keep=keep,
+        a_min=lo,
+        a_max=hi,
+        muscles=tuple(names),
+        actuators=tuple(actuators),
+        coordinates=tuple(model.coordinate_names),
+    )
+
+
+def solve_static_optimization(
+    frames: StaticOptimizationFrames,
+    *,
+    passive: bool = False,
+    weights: Tensor | float = 1.0,
+    actuator_weights: Tensor | float = 1.0,
+    options: QPOptions | None = None,
+    chunk: int | None = None,
+) -> StaticOptimizationResult:
+    """Static optimization of every frame of ``frames`` as one batch (differentiable w.r.t.
+    the frames' tensors and the weights); ``passive`` includes the muscles' passive force."""
+    acts = frames.actuators
+    dt = frames.tau.dtype
+    dev = frames.tau.device
+
+    def t(vals):
+        return torch.tensor(vals, dtype=dt, device=dev)
+
+    opts = options or QPOptions(chunk_size=chunk)
+    return static_optimization(
+        frames.tau,
+        frames.moment_arms,
+        frames.F_active_per_a,
+        frames.F_passive if passive else None,
+        frames.actuator_moments,
+        weights=weights,
+        actuator_weights=actuator_weights,
+        a_min=frames.a_min,
+        a_max=frames.a_max,
+        control_min=t([a.min_control for a in acts]),
+        control_max=t([a.max_control for a in acts]),
+        actuator_optimal_force=t([a.optimal_force for a in acts]),
+        keep=frames.keep,
+        options=opts,
+    )
+
+
+def load_static_optimization_trial(
+    model_path: str | Path,
+    motion_path: str | Path,
+    loads_path: str | Path | None = None,
+    actuators: tuple[Actuator, ...] | list[Actuator] | str | Path | None = None,
+    *,
+    time_range: tuple[float, float] | None = None,
+    lowpass_hz: float | None = 6.0,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    chunk: int = 32,
+    progress: bool = False,
+) -> tuple[Model, StaticOptimizationFrames]:
+    """Read a model, a motion and external loads and build :class:`StaticOptimizationFrames`
+    as OpenSim's AnalyzeTool would (``lowpass_hz`` on the coordinates, GCV quintic splines,
+    coordinates missing from the motion at their defaults, time range within the loads).
+
+    ``actuators``: a path to an actuator ``.xml`` or :class:`Actuator` items; the model's own
+    Coordinate/Point/Torque actuators are always included first, as OpenSim includes them.
+    """
+    from diffbio.io import prepare_coordinates, read_external_loads, read_storage
+    from diffbio.model import load_osim
+
+    model = load_osim(Path(model_path))
+    storage = read_storage(motion_path)
+    loads = read_external_loads(loads_path) if loads_path is not None else None
+    t0, t1 = float(storage.time[0]), float(storage.time[-1])
+    if time_range is not None:
+        t0, t1 = max(t0, float(time_range[0])), min(t1, float(time_range[1]))
+    if loads is not None:
+        t0, t1 = max(t0, float(loads.time[0])), min(t1, float(loads.time[-1]))
+    if t0 > t1:
+        raise DiffbioError(f"{motion_path}: empty time range {t0:g}-{t1:g} s")
+    present = [c for c in model.coordinate_names if c in storage.labels]
+    if not present:
+        raise DiffbioError(f"{motion_path}: no column matches a coordinate of {model.name!r}")
+    rot = {c for c, r in zip(model.coordinate_names, model.rotational_mask) if r and c in present}
+    t, qp, qdp, qddp = prepare_coordinates(
+        storage, present, lowpass_hz=lowpass_hz, time_range=(t0, t1), rotational=rot
+    )
+    Q = model.num_coordinates
+    q = np.tile(model.default_q().numpy(), (len(t), 1))
+    qd, qdd = np.zeros((len(t), Q)), np.zeros((len(t), Q))
+    idx = [model.coordinate_index(c) for c in present]
+    q[:, idx], qd[:, idx], qdd[:, idx] = qp, qdp, qddp
+    kw = {"dtype": dtype, "device": device}
+    qt, qdt, qddt = (torch.tensor(a, **kw) for a in (q, qd, qdd))
+    params = muscle_parameters_from_osim(model_path, muscle_names(model))
+    lo, hi = muscle_control_bounds(model_path, params.names)
+    acts = list(read_actuators(model_path))
+    if isinstance(actuators, (str, Path)):
+        acts += list(read_actuators(actuators))
+    elif actuators is not None:
+        acts += list(actuators)
+    frames = static_optimization_frames(
+        model,
+        params,
+        t,
+        qt,
+        qdt,
+        qddt,
+        loads,
+        acts,
+        a_min=lo,
+        a_max=hi,
+        chunk=chunk,
+        progress=progress,
+    )
+    return model, frames
