@@ -9,7 +9,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-OPENSIM_DATA = Path(os.environ.get("DIFFBIO_OPENSIM_DATA", REPO.parent / "shared" / "data" / "opensim"))
+OPENSIM_DATA = Path(
+    os.environ.get("DIFFBIO_OPENSIM_DATA", REPO.parent / "shared" / "data" / "opensim")
+)
 
 
 def opensim_data_path(*parts: str) -> Path:
