@@ -10,7 +10,10 @@ output folder, and adds a row to the summary. Stages:
 4. inverse kinematics: coordinates recovered from the noisy markers (``walk_ik.mot``),
    compared with the truth;
 5. muscles: muscle-tendon lengths and moment arms of the model's muscles over the walk
-   (``walk_MuscleAnalysis_Length.sto`` and a figure of the knee moment arms).
+   (``walk_MuscleAnalysis_Length.sto`` and a figure of the knee moment arms);
+6. dynamics: ground reactions estimated by the refinement layer (``walk_estimated_grf.mot``)
+   and joint moments by inverse dynamics (``walk_id.sto``);
+7. static optimization: muscle activations (``walk_so_activation.sto``).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def run_demo(
     )
     report.add("model", "mass", round(model.total_mass, 3), "kg")
     progress(
-        f"[1/5] model: {model.name}, {model.num_coordinates} coordinates "
+        f"[1/7] model: {model.name}, {model.num_coordinates} coordinates "
         f"({time.perf_counter() - t:.1f} s)"
     )
 
@@ -101,7 +104,7 @@ def run_demo(
     report.add("motion", "frames", len(trial.time))
     report.add("motion", "speed", trial.speed, "m/s")
     report.add("motion", "cadence", round(trial.cadence, 1), "steps/min")
-    progress(f"[2/5] motion: synthetic walk, {len(trial.time)} frames at {frame_rate:g} Hz")
+    progress(f"[2/7] motion: synthetic walk, {len(trial.time)} frames at {frame_rate:g} Hz")
 
     # 3. forward kinematics and markers --------------------------------------------------
     t = time.perf_counter()
@@ -125,7 +128,7 @@ def run_demo(
     report.files.append(trc)
     report.add("kinematics", "marker noise (sd)", marker_noise * 1000, "mm")
     progress(
-        f"[3/5] forward kinematics: {len(labels) // 6} bodies, {len(model.markers)} markers "
+        f"[3/7] forward kinematics: {len(labels) // 6} bodies, {len(model.markers)} markers "
         f"({time.perf_counter() - t:.2f} s)"
     )
 
@@ -160,12 +163,19 @@ def run_demo(
         "inverse kinematics", "frames solved per second", round(len(trial.time) / ik_time, 1), "1/s"
     )
     progress(
-        f"[4/5] inverse kinematics: {len(trial.time)} frames in {ik_time:.1f} s, "
+        f"[4/7] inverse kinematics: {len(trial.time)} frames in {ik_time:.1f} s, "
         f"mean angle error {float(torch.rad2deg(err[rot]).mean()):.2f} deg"
     )
 
     # 5. muscles ---------------------------------------------------------------------------
     muscle_stage(report, model, trial.time, ik.q, out, plots=plots, progress=progress)
+
+    # 6-7. ground reactions, inverse dynamics, static optimization (on the true motion:
+    # IK from noisy markers would need the 6 Hz low-pass OpenSim users apply first)
+    from diffbio.pipeline._dynamics_stage import dynamics_stage, static_optimization_stage
+
+    dyn = dynamics_stage(report, model, trial.time, q_true, out, progress)
+    static_optimization_stage(report, model, trial.time, q_true, dyn, out, progress)
 
     if plots:
         from diffbio.pipeline._plots import plot_coordinates, plot_stick_figure
@@ -214,7 +224,7 @@ def muscle_stage(report, model, time_s, q, out: Path, *, plots: bool, progress) 
             "cm",
         )
     progress(
-        f"[5/5] muscles: {len(names)} paths, lengths and {arms.shape[-2]}x{arms.shape[-1]} "
+        f"[5/7] muscles: {len(names)} paths, lengths and {arms.shape[-2]}x{arms.shape[-1]} "
         f"moment arms per frame ({time.perf_counter() - t:.1f} s)"
     )
     if plots:
