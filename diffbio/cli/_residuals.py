@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffbio._errors import DiffbioError
 from diffbio.cli._common import load_model_arg, print_table
 
 _LABELS = ["FX", "FY", "FZ", "MX", "MY", "MZ"]
@@ -41,48 +40,13 @@ def register(sub) -> None:
 
 
 def _prepare(model, args):
-    from diffbio.io import prepare_coordinates, read_external_loads, read_storage
+    from diffbio.dynamics import load_trial
 
-    storage = read_storage(args.motion)
-    loads = read_external_loads(args.loads)
-    for f in loads.forces:
-        if f.enabled and f.applied_to_body not in model.body_names:
-            raise DiffbioError(
-                f"{args.loads}: ExternalForce {f.name!r} is applied to body "
-                f"{f.applied_to_body!r}, which model {model.name!r} does not have (bodies: "
-                f"{', '.join(model.body_names)})"
-            )
-    m0, m1 = float(storage.time[0]), float(storage.time[-1])
-    t0, t1 = (m0, m1) if args.time is None else (float(args.time[0]), float(args.time[1]))
-    if t0 > t1:
-        raise DiffbioError(f"--time {t0:g} {t1:g}: the start is after the end")
-    if t1 < m0 or t0 > m1:
-        raise DiffbioError(
-            f"{args.motion}: time range {t0:g}-{t1:g} s does not overlap the motion "
-            f"({m0:g}-{m1:g} s)"
-        )
-    l0, l1 = float(loads.time[0]), float(loads.time[-1])
-    if t1 < l0 or t0 > l1:
-        raise DiffbioError(
-            f"{args.loads}: time range {t0:g}-{t1:g} s does not overlap the external loads "
-            f"({l0:g}-{l1:g} s)"
-        )
-    t0, t1 = max(t0, l0, m0), min(t1, l1, m1)
-    present = [c for c in model.coordinate_names if c in storage.labels]
-    if not present:
-        raise DiffbioError(f"{args.motion}: no column matches a coordinate of {model.name!r}")
-    rot = {c for c, r in zip(model.coordinate_names, model.rotational_mask) if r and c in present}
-    t, qp, qdp, qddp = prepare_coordinates(
-        storage, present, lowpass_hz=args.lowpass, time_range=(t0, t1), rotational=rot
-    )
-    if len(t) < 3:
-        raise DiffbioError(f"{args.motion}: fewer than 3 frames in {t0:g}-{t1:g} s")
-    Q = model.num_coordinates
-    q = np.tile(model.default_q().numpy(), (len(t), 1))
-    qd, qdd = np.zeros((len(t), Q)), np.zeros((len(t), Q))
-    idx = [model.coordinate_index(c) for c in present]
-    q[:, idx], qd[:, idx], qdd[:, idx] = qp, qdp, qddp
-    return t, loads, *(torch.tensor(a) for a in (q, qd, qdd))
+    trial = load_trial(
+        model, args.motion, args.loads, time_range=args.time, lowpass_hz=args.lowpass,
+        min_frames=3,
+    )  # fmt: skip
+    return trial.time, trial.loads, trial.q, trial.qd, trial.qdd
 
 
 def _residual_array(r) -> np.ndarray:

@@ -22,6 +22,7 @@ from diffbio.dynamics._rnea import (
     inverse_dynamics,
     mass_matrix,
 )
+from diffbio.dynamics._trial import Trial, load_trial
 
 __all__ = [
     "BodyInertial",
@@ -31,6 +32,7 @@ __all__ = [
     "RefineOptions",
     "RefinedLoads",
     "Residuals",
+    "Trial",
     "bias_forces",
     "body_inertial",
     "body_wrenches",
@@ -38,6 +40,7 @@ __all__ = [
     "coordinate_screws",
     "inverse_dynamics",
     "inverse_dynamics_warp",
+    "load_trial",
     "mass_matrix",
     "plate_loads",
     "refine_ground_reactions",

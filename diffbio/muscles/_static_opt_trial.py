@@ -233,33 +233,15 @@ def load_static_optimization_trial(
     ``actuators``: a path to an actuator ``.xml`` or :class:`Actuator` items; the model's own
     Coordinate/Point/Torque actuators are always included first, as OpenSim includes them.
     """
-    from diffbio.io import prepare_coordinates, read_external_loads, read_storage
+    from diffbio.dynamics import load_trial
     from diffbio.model import load_osim
 
     model = load_osim(Path(model_path))
-    storage = read_storage(motion_path)
-    loads = read_external_loads(loads_path) if loads_path is not None else None
-    t0, t1 = float(storage.time[0]), float(storage.time[-1])
-    if time_range is not None:
-        t0, t1 = max(t0, float(time_range[0])), min(t1, float(time_range[1]))
-    if loads is not None:
-        t0, t1 = max(t0, float(loads.time[0])), min(t1, float(loads.time[-1]))
-    if t0 > t1:
-        raise DiffbioError(f"{motion_path}: empty time range {t0:g}-{t1:g} s")
-    present = [c for c in model.coordinate_names if c in storage.labels]
-    if not present:
-        raise DiffbioError(f"{motion_path}: no column matches a coordinate of {model.name!r}")
-    rot = {c for c, r in zip(model.coordinate_names, model.rotational_mask) if r and c in present}
-    t, qp, qdp, qddp = prepare_coordinates(
-        storage, present, lowpass_hz=lowpass_hz, time_range=(t0, t1), rotational=rot
-    )
-    Q = model.num_coordinates
-    q = np.tile(model.default_q().numpy(), (len(t), 1))
-    qd, qdd = np.zeros((len(t), Q)), np.zeros((len(t), Q))
-    idx = [model.coordinate_index(c) for c in present]
-    q[:, idx], qd[:, idx], qdd[:, idx] = qp, qdp, qddp
-    kw = {"dtype": dtype, "device": device}
-    qt, qdt, qddt = (torch.tensor(a, **kw) for a in (q, qd, qdd))
+    trial = load_trial(
+        model, motion_path, loads_path, time_range=time_range, lowpass_hz=lowpass_hz,
+        dtype=dtype, device=device,
+    )  # fmt: skip
+    t, loads, qt, qdt, qddt = trial.time, trial.loads, trial.q, trial.qd, trial.qdd
     params = muscle_parameters_from_osim(model_path, muscle_names(model))
     lo, hi = muscle_control_bounds(model_path, params.names)
     acts = list(read_actuators(model_path))
