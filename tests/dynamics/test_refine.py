@@ -12,6 +12,7 @@ from diffbio.dynamics import (
     PointLoad,
     RefineOptions,
     body_wrenches,
+    load_trial,
     plate_loads,
     refine_ground_reactions,
     refined_external_loads,
@@ -20,7 +21,7 @@ from diffbio.dynamics import (
     wrenches_from_external_loads,
 )
 from diffbio.dynamics._refine_sparse import sparse_solve
-from diffbio.io import prepare_coordinates, read_external_loads, read_storage, write_external_loads
+from diffbio.io import read_external_loads, write_external_loads
 from diffbio.kinematics import forward_kinematics
 from diffbio.model import load_osim
 from tests.conftest import opensim_data_path
@@ -30,19 +31,11 @@ from tests.conftest import opensim_data_path
 def walk():
     d = opensim_data_path("gait2392")
     model = load_osim(d / "subject01_simbody.osim")
-    storage = read_storage(d / "subject01_walk1_ik.mot")
-    loads = read_external_loads(d / "subject01_walk1_grf.xml")
-    present = [c for c in model.coordinate_names if c in storage.labels]
-    rot = {c for c, r in zip(model.coordinate_names, model.rotational_mask) if r and c in present}
-    t, qp, qdp, qddp = prepare_coordinates(
-        storage, present, lowpass_hz=6.0, time_range=(0.5, 2.5), rotational=rot
-    )
-    Q = model.num_coordinates
-    q = np.tile(model.default_q().numpy(), (len(t), 1))
-    qd, qdd = np.zeros((len(t), Q)), np.zeros((len(t), Q))
-    idx = [model.coordinate_index(c) for c in present]
-    q[:, idx], qd[:, idx], qdd[:, idx] = qp, qdp, qddp
-    q, qd, qdd = (torch.tensor(a) for a in (q, qd, qdd))
+    trial = load_trial(
+        model, d / "subject01_walk1_ik.mot", d / "subject01_walk1_grf.xml",
+        time_range=(0.5, 2.5), lowpass_hz=6.0,
+    )  # fmt: skip
+    loads, t, q, qd, qdd = trial.loads, trial.time, trial.q, trial.qd, trial.qdd
     F, P, Tq = plate_loads(model, loads, t)
     return model, loads, t, q, qd, qdd, F, P, Tq
 
