@@ -142,6 +142,9 @@ def moment_arms(model: Model, q: Tensor, scales: Tensor | None = None) -> Tensor
         the independent coordinate's moment arm divided by ``f'(q_i)``.
     """
     _check(model, q, scales)
+    paths = muscle_paths(model, q.dtype, q.device)
+    if all(not m.wraps for m in paths.muscles) and bool((paths.body >= 0).all()):
+        return _plain_moment_arms(model, paths, q, scales)
     Q = model.num_coordinates
     dep = [model.coordinate_index(k.dependent) for k in model.couplers]
     eye = torch.eye(Q, dtype=q.dtype, device=q.device)
@@ -161,6 +164,59 @@ def moment_arms(model: Model, q: Tensor, scales: Tensor | None = None) -> Tensor
         for k in model.couplers:
             i, d = model.coordinate_index(k.independent), model.coordinate_index(k.dependent)
             cols[d] = cols[i] / k.function(q[..., i], 1).unsqueeze(-1)
+        r = torch.stack(cols, -1)
+    return r
+
+
+def _plain_moment_arms(model: Model, paths, q: Tensor, scales: Tensor | None) -> Tensor:
+    """``-dl/dq`` of paths without wrap objects from the exact Jacobians of their points:
+    ``dl/dq = sum over segments u . (dX_next/dq - dX/dq)``, one kinematics pass instead of
+    one forward-mode pass per coordinate. Same conventions as :func:`moment_arms`."""
+    from diffbio.kinematics import fold_couplers, point_jacobian
+
+    lead = (
+        q.shape[:-1] if scales is None else torch.broadcast_shapes(q.shape[:-1], scales.shape[:-2])
+    )
+    q = q.expand(*lead, q.shape[-1])
+    q = _coupled(model, q)
+    loc = point_locations(paths, q, scales)
+    X, J = point_jacobian(model, q, paths.body, loc, scales)
+    if paths.moving:
+        # moving points: their location changes with a coordinate, in the body frame
+        dloc = torch.zeros(*loc.shape, q.shape[-1], dtype=q.dtype, device=q.device)
+        for k, ax, ci, fn in paths.moving:
+            slope = fn(q[..., ci], 1)
+            if scales is not None:
+                slope = slope * scales[..., paths.body[k], ax]
+            dloc[..., k, ax, ci] = dloc[..., k, ax, ci] + slope
+        R = forward_kinematics(model, q, scales).rotation[..., paths.body, :, :]
+        J = J + R @ dloc
+    J = fold_couplers(model, q, J)
+    key = ("muscle_plain_index", str(q.device))
+    if key not in model._cache:
+        model._cache[key] = _plain_index(paths, q.device)
+    _, idx = model._cache[key]
+    act = point_active(paths, q)
+    P = idx.shape[-1]
+    am = act[..., idx.clamp(min=0)] & (idx >= 0)
+    ar = torch.arange(P, device=q.device)
+    cm = torch.flip(torch.cummin(torch.flip(torch.where(am, ar, P), [-1]), -1).values, [-1])
+    nxt = torch.cat([cm[..., 1:], torch.full_like(cm[..., :1], P)], -1)
+    seg = am & (nxt < P)
+    safe = idx.clamp(min=0)
+    Xm, Jm = X[..., safe, :], J[..., safe, :, :]  # (..., M, P, 3[, Q])
+    take = nxt.clamp(max=P - 1)
+    Xn = torch.gather(Xm, -2, take.unsqueeze(-1).expand(*take.shape, 3))
+    Jn = torch.gather(Jm, -3, take[..., None, None].expand(*take.shape, *Jm.shape[-2:]))
+    d = torch.where(seg.unsqueeze(-1), Xn - Xm, torch.ones_like(Xm))
+    u = d / d.norm(dim=-1, keepdim=True)
+    dl = ((u.unsqueeze(-1) * (Jn - Jm)).sum(-2) * seg.unsqueeze(-1)).sum(-2)  # (..., M, Q)
+    r = -dl
+    if model.couplers:
+        cols = list(r.unbind(-1))
+        for k in model.couplers:
+            i, dcol = model.coordinate_index(k.independent), model.coordinate_index(k.dependent)
+            cols[dcol] = cols[i] / k.function(q[..., i], 1).unsqueeze(-1)
         r = torch.stack(cols, -1)
     return r
 
