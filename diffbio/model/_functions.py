@@ -12,6 +12,7 @@ Supported: ``Constant``, ``LinearFunction``, ``PolynomialFunction``, ``SimmSplin
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,12 +126,20 @@ class PiecewiseCubic(ScalarFunction):
         z = np.zeros_like(x)
         return PiecewiseCubic(x=_t(x), y=_t(y), b=_t(b), c=_t(z), d=_t(z), kind="Linear")
 
+    @functools.cached_property
+    def _tensor_cache(self) -> dict:
+        return {}
+
     def _eval(self, x: Tensor, order: int) -> Tensor:
-        knots = torch.as_tensor(self.x, dtype=x.dtype, device=x.device)
-        coef = torch.as_tensor(
-            np.stack([self.y, self.b, self.c, self.d], axis=-1), dtype=x.dtype, device=x.device
-        )
-        return _eval_cubic(knots, coef, x, order)
+        key = (x.dtype, x.device)
+        tensors = self._tensor_cache.get(key)
+        if tensors is None:
+            knots = torch.as_tensor(self.x, dtype=x.dtype, device=x.device)
+            coef = torch.as_tensor(
+                np.stack([self.y, self.b, self.c, self.d], axis=-1), dtype=x.dtype, device=x.device
+            )
+            tensors = self._tensor_cache[key] = (knots, coef)
+        return _eval_cubic(*tensors, x, order)
 
 
 def _t(a) -> tuple[float, ...]:
