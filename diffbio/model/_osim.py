@@ -607,6 +607,18 @@ def _parse_couplers(model_el: ET.Element, ctx: _Ctx, coord_names: set[str]):
     return out
 
 
+def _point_on_body(el: ET.Element, frame_tags, frames, ctx: _Ctx, what: str):
+    """``(body, location in the body frame)`` of an element with a ``location`` on a frame
+    named by the first of ``frame_tags`` it has (offset frames resolved to their body)."""
+    ref = next((r for r in (_text(el, t) for t in frame_tags) if r), None)
+    if ref is None:
+        raise ctx.error(f"{what}: no parent frame")
+    base, off = _resolve_frame(ref, frames, ctx, what)
+    loc = np.array(_floats(_text(el, "location", "0 0 0"), 3, ctx, f"{what} location"))
+    p = np.array(off.translation) + np.array(off.rotation) @ loc
+    return base, tuple(float(v) for v in p)
+
+
 def _parse_markers(model_el: ET.Element, frames, ctx: _Ctx, version: int) -> list[Marker]:
     ms = model_el.find("MarkerSet")
     objs = ms.find("objects") if ms is not None else None
@@ -615,15 +627,8 @@ def _parse_markers(model_el: ET.Element, frames, ctx: _Ctx, version: int) -> lis
         if m.tag != "Marker":
             continue
         name = m.get("name")
-        ref = _text(m, "socket_parent_frame") or _text(m, "body")
-        if ref is None:
-            raise ctx.error(f"marker {name}: no parent frame")
-        base, off = _resolve_frame(ref, frames, ctx, f"marker {name}")
-        loc = np.array(_floats(_text(m, "location", "0 0 0"), 3, ctx, f"marker {name} location"))
-        p = np.array(off.translation) + np.array(off.rotation) @ loc
-        out.append(
-            Marker(name, base, tuple(float(v) for v in p), _bool(_text(m, "fixed"), False))  # type: ignore[arg-type]
-        )
+        base, p = _point_on_body(m, ("socket_parent_frame", "body"), frames, ctx, f"marker {name}")
+        out.append(Marker(name, base, p, _bool(_text(m, "fixed"), False)))
     return out
 
 
@@ -635,16 +640,10 @@ def _parse_contact_spheres(model_el: ET.Element, frames, ctx: _Ctx) -> list[Cont
         if g.tag != "ContactSphere":
             continue
         name = g.get("name")
-        ref = _text(g, "socket_frame") or _text(g, "body_name")
-        if ref is None:
-            raise ctx.error(f"contact sphere {name}: no frame")
-        base, off = _resolve_frame(ref, frames, ctx, f"contact sphere {name}")
-        loc = np.array(
-            _floats(_text(g, "location", "0 0 0"), 3, ctx, f"contact sphere {name} location")
-        )
-        p = np.array(off.translation) + np.array(off.rotation) @ loc
+        what = f"contact sphere {name}"
+        base, p = _point_on_body(g, ("socket_frame", "body_name"), frames, ctx, what)
         radius = float(_text(g, "radius", "0") or 0.0)
-        out.append(ContactSphere(name, base, tuple(float(v) for v in p), radius))  # type: ignore[arg-type]
+        out.append(ContactSphere(name, base, p, radius))
     return out
 
 
