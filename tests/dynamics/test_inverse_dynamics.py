@@ -63,7 +63,8 @@ def test_random_states_match_opensim(rel):
     if rel.startswith("rajagopal"):
         # Rajagopal's knees rotate about axes driven by splines of the knee angle: there
         # Simbody's velocity (H-dot) terms differ from the exact ones by up to ~1e-2 N at
-        # 1 rad/s (ours equal the Lagrangian's; see test_velocity_terms_equal_lagrangian),
+        # 1 rad/s (ours equal the Lagrangian's; see test_velocity_terms_equal_lagrangian;
+        # test_simbody_hdot.py reproduces OpenSim's value from Simbody's approximation),
         # so OpenSim is the reference for the position and acceleration terms only.
         qd = np.zeros_like(qd)
     ref = opensim_inverse_dynamics(om, s, umap, q, qd, qdd)
