@@ -26,6 +26,7 @@ _COMMANDS: tuple[str, ...] = (
     "demo",
     "train",
     "evaluate",
+    "smpl",
 )
 
 
