@@ -154,12 +154,50 @@ def newton_solves() -> dict:
     return out
 
 
+def torsion_formulations(refine: int = 3) -> dict:
+    """Torsion of the annulus (base 2 x 16 x 1 cells, alternating split) side by side: one
+    Newton solve per volumetric treatment, and one factorisation of each Hessian with
+    SciPy's default SuperLU ordering (COLAMD) against the symmetric mode the solver uses."""
+    import numpy as np
+    import scipy.sparse.linalg as spla
+
+    from diffbio.tissue import TetSplit, VolumetricTreatment, torsion_test
+    from diffbio.tissue._solve import _Problem, _symmetric_solve
+
+    mesh = limb_mesh(
+        0.02, 0.05, 0.1, n_radial=2, n_circ=16, n_axial=1, refine=refine,
+        split=TetSplit.ALTERNATING,
+    )  # fmt: skip
+    out = {"elements": mesh.num_elements}
+    s = mesh.node_sets
+    for vol in VolumetricTreatment:
+        mat = Material.from_young(12000.0, 0.475, mesh.num_elements, volumetric=vol)
+        with torch.no_grad():
+            torsion_test(mesh, mat, 1e-3)  # warm-up
+            t0 = time.perf_counter()
+            torsion_test(mesh, mat, 1e-3)
+        out[f"{vol.value}_solve_s"] = time.perf_counter() - t0
+        bc = BoundaryConditions.fix(s["bone"], mesh.rest[s["bone"]])
+        bc = bc.and_fix(s["outer"], mesh.rest[s["outer"]])
+        prob = _Problem(mesh, mat, bc)
+        H = prob.hessian(prob.u_of(mesh.rest))
+        b = np.ones(H.shape[0])
+        out[f"{vol.value}_hessian_nnz"] = int(H.nnz)
+        out[f"{vol.value}_lu_colamd_s"] = _timeit(lambda H=H, b=b: spla.spsolve(H, b), 0.2, 1)
+        out[f"{vol.value}_lu_symmetric_s"] = _timeit(
+            lambda H=H, b=b: _symmetric_solve(H, b), 0.2, 1
+        )
+    out["solve_ratio_nodal_vs_element"] = out["nodal_average_solve_s"] / out["element_solve_s"]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--refine", type=int, nargs="+", default=[1, 2])
     p.add_argument("--skip-newton", action="store_true")
+    p.add_argument("--torsion-refine", type=int, default=3, help="0 skips the torsion part")
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     report = {
@@ -168,6 +206,8 @@ def main() -> None:
     }
     if not args.skip_newton:
         report["newton"] = newton_solves()
+    if args.torsion_refine:
+        report["torsion"] = torsion_formulations(args.torsion_refine)
     if args.json:
         print(json.dumps(report))
         return
@@ -193,6 +233,16 @@ def main() -> None:
             f"  plain torch Newton-CG {n['torch_newton_cg_s']:8.3f} s  ({n['torch_newton_cg_iterations']} it)"
         )
         print(f"  max |x_warp - x_torch| = {n['max_diff_vs_torch_m']:.2e} m")
+    if "torsion" in report:
+        t = report["torsion"]
+        print(f"\nTorsion, {t['elements']} elements (alternating split), per volumetric term:")
+        for v in ("element", "nodal_average"):
+            ratio = t[f"{v}_lu_colamd_s"] / t[f"{v}_lu_symmetric_s"]
+            print(
+                f"  {v:<14} solve {t[f'{v}_solve_s']:7.3f} s  Hessian nnz {t[f'{v}_hessian_nnz']:>9}"
+                f"  LU symmetric mode x{ratio:.2f} vs COLAMD"
+            )
+        print(f"  nodal-average solve / element solve = {t['solve_ratio_nodal_vs_element']:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Each prints a table, or with ``--json`` one JSON object, e.g.
 ``diffbio tissue uniaxial --E 12000 --nu 0.475 --stretch 1.2 --json`` (``nominal_stress_Pa``)
 and ``diffbio tissue torsion --E 12000 --nu 0.475 --inner-radius 0.02 --outer-radius 0.05
---length 0.1 --json`` (``stiffness_Nm_per_rad``).
+--length 0.1 --json`` (``stiffness_Nm_per_rad``; by default the alternating split and the
+nodal-average volumetric term, ``--split kuhn --volumetric element`` for plain linear tets).
 """
 
 from __future__ import annotations
@@ -42,7 +43,29 @@ def register(sub) -> None:
     g.add_argument("--outer-radius", type=float, default=0.05, help="skin radius b [m]")
     g.add_argument("--length", type=float, default=0.1, help="[m]")
     g.add_argument("--refine", type=int, nargs="+", default=[1, 2, 3], help="refinement levels")
-    g.add_argument("--base", type=int, nargs=3, default=[2, 8, 2], metavar=("NR", "NC", "NA"))
+    g.add_argument(
+        "--base",
+        type=int,
+        nargs=3,
+        default=[2, 16, 1],
+        metavar=("NR", "NC", "NA"),
+        help="radial, circumferential, axial cells at refine 1 (each times the level)",
+    )
+    g.add_argument(
+        "--split",
+        choices=["alternating", "kuhn"],
+        default="alternating",
+        help="tetrahedral split of each cell (kuhn: all along one diagonal)",
+    )
+    g.add_argument(
+        "--volumetric",
+        choices=["nodal_average", "element"],
+        default="nodal_average",
+        help="lam term on nodal averages (anti-locking) or per element (plain linear tets)",
+    )
+    g.add_argument(
+        "--radial-grading", type=float, default=1.0, help="growth of radial layers outward"
+    )
     g = p.add_argument_group("knee-cuff")
     g.add_argument("--peak-torque", type=float, default=10.0, help="[N m]")
     g.add_argument("--exo-stiffness", type=float, default=300.0, help="[N m/rad]")
@@ -130,6 +153,10 @@ def run(args) -> int:
             args.length,
             tuple(args.refine),
             tuple(args.base),
+            split=T.TetSplit(args.split),
+            volumetric=T.VolumetricTreatment(args.volumetric),
+            model=model,
+            radial_grading=args.radial_grading,
         )
         obj = {
             "E_Pa": args.E,
@@ -137,6 +164,8 @@ def run(args) -> int:
             "inner_radius_m": args.inner_radius,
             "outer_radius_m": args.outer_radius,
             "length_m": args.length,
+            "split": args.split,
+            "volumetric": args.volumetric,
             "stiffness_Nm_per_rad": rows[-1]["stiffness_Nm_per_rad"],
             "exact_Nm_per_rad": rows[-1]["exact_Nm_per_rad"],
             "convergence": rows,
@@ -147,14 +176,16 @@ def run(args) -> int:
             [
                 [
                     r["refine"],
+                    "x".join(str(d) for d in r["divisions"]),
                     r["elements"],
                     r["stiffness_Nm_per_rad"],
                     r["exact_Nm_per_rad"],
                     r["rel_error"],
+                    "-" if r["order"] is None else r["order"],
                 ]
                 for r in rows
             ],
-            ["refine", "elements", "k [N m/rad]", "exact", "rel. error"],
+            ["refine", "cells", "elements", "k [N m/rad]", "exact", "rel. error", "order"],
         )
     elif args.scenario == "knee-cuff":
         from dataclasses import replace

@@ -3,7 +3,8 @@
 Linear tetrahedra with Warp kernels for energies, forces and element Hessians (float32 and
 float64, CPU and CUDA) beside a plain-torch reference; Newton equilibrium with a line search
 and its adjoint as a torch autograd function; backward-Euler dynamics with Rayleigh damping;
-rigid cuffs; the knee-exoskeleton interface; fitting of (lam, mu). Stands on its own: it
+rigid cuffs; the knee-exoskeleton interface; fitting of (lam, mu). An optional nodal-average
+volumetric term (``VolumetricTreatment``) relieves the locking of linear tetrahedra. Stands on its own: it
 imports no other diffbio subpackage. Shapes: ``rest: (N, 3) [m]``, ``tets: (E, 4)``,
 ``lam, mu: (E,) [Pa]``. Limb segments run along their local +Y axis (OpenSim convention).
 """
@@ -48,10 +49,19 @@ from diffbio.tissue._material import (
     LameConvention,
     Material,
     MaterialModel,
+    VolumetricTreatment,
     lame_to_young,
     young_to_lame,
 )
-from diffbio.tissue._mesh import TetMesh, boundary_faces, box_mesh, limb_mesh, read_mesh, write_mesh
+from diffbio.tissue._mesh import (
+    TetMesh,
+    TetSplit,
+    boundary_faces,
+    box_mesh,
+    limb_mesh,
+    read_mesh,
+    write_mesh,
+)
 from diffbio.tissue._reference import (
     deformation_gradient,
     elastic_energy_torch,
@@ -67,6 +77,7 @@ from diffbio.tissue._solve import (
     lumped_masses,
     solve_equilibrium,
 )
+from diffbio.tissue._volumetric import nodal_volumetric_energy, volumetric_measure
 
 __all__ = [
     "Backend",
@@ -85,7 +96,9 @@ __all__ = [
     "SegmentInterface",
     "SleeveSpec",
     "SolveStatus",
+    "VolumetricTreatment",
     "TetMesh",
+    "TetSplit",
     "assemble_stiffness",
     "axis_rotation",
     "boundary_faces",
@@ -104,6 +117,7 @@ __all__ = [
     "lame_to_young",
     "limb_mesh",
     "lumped_masses",
+    "nodal_volumetric_energy",
     "reaction_forces",
     "read_mesh",
     "rest_geometry",
@@ -120,6 +134,7 @@ __all__ = [
     "torsion_stiffness_exact",
     "torsion_test",
     "uniaxial_test",
+    "volumetric_measure",
     "write_mesh",
     "young_to_lame",
 ]

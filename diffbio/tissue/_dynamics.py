@@ -34,14 +34,16 @@ def assemble_stiffness(mesh: TetMesh, material: Material, x: torch.Tensor) -> sp
     if x.shape != (mesh.num_nodes, 3):
         raise ShapeError(f"x must be ({mesh.num_nodes}, 3), got {tuple(x.shape)}")
     dmesh = mesh.with_rest(mesh.rest.detach())
-    Ke = ElasticKernels(
-        dmesh, material.with_lame(material.lam.detach(), material.mu.detach())
-    ).hessians(x.detach())
+    kern = ElasticKernels(dmesh, material.with_lame(material.lam.detach(), material.mu.detach()))
+    Ke = kern.hessians(x.detach())
     dofs = (mesh.tets[:, :, None] * 3 + torch.arange(3)).reshape(-1, 12).numpy()
     r = np.broadcast_to(dofs[:, :, None], (len(dofs), 12, 12)).reshape(-1)
     c = np.broadcast_to(dofs[:, None, :], (len(dofs), 12, 12)).reshape(-1)
     n = 3 * mesh.num_nodes
-    return sp.coo_matrix((Ke.reshape(-1).cpu().numpy(), (r, c)), shape=(n, n)).tocsr()
+    K = sp.coo_matrix((Ke.reshape(-1).cpu().numpy(), (r, c)), shape=(n, n)).tocsr()
+    if kern.nodal is not None:
+        K = (K + kern.nodal.hessian(x.detach().cpu())).tocsr()
+    return K
 
 
 @dataclass(frozen=True)

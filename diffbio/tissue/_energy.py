@@ -9,9 +9,10 @@ import warp as wp
 
 from diffbio._errors import ShapeError
 from diffbio.tissue._kernels import kernels
-from diffbio.tissue._material import Material, MaterialModel
+from diffbio.tissue._material import Material, MaterialModel, VolumetricTreatment
 from diffbio.tissue._mesh import TetMesh
 from diffbio.tissue._reference import elastic_energy_torch, rest_geometry
+from diffbio.tissue._volumetric import NodalVolumetric, nodal_volumetric_energy
 
 __all__ = [
     "Backend",
@@ -54,7 +55,9 @@ def _arr(t: torch.Tensor, dtype, requires_grad: bool = False):
 class ElasticKernels:
     """Warp arrays of one mesh and material, for repeated evaluations (no autograd).
 
-    ``x``, ``lam``, ``mu`` follow the mesh dtype; ``model`` from the material.
+    ``x``, ``lam``, ``mu`` follow the mesh dtype; ``model`` from the material. Per-element
+    terms only: under ``VolumetricTreatment.NODAL_AVERAGE`` the kernels run with lam = 0 and
+    ``nodal`` (a :class:`NodalVolumetric`, else None) holds the nodal lam term.
     """
 
     def __init__(self, mesh: TetMesh, material: Material) -> None:
@@ -63,7 +66,7 @@ class ElasticKernels:
         self.k = kernels(_wp_scalar(rest.dtype))
         self.device = _wp_device(rest)
         Dm_inv, vol = rest_geometry(rest, mesh.tets)
-        lam, mu = material.effective_lame()
+        lam, mu = material.element_lame()
         self.E = mesh.num_elements
         self.N = mesh.num_nodes
         self.model = _MODEL_CODE[material.model]
@@ -73,6 +76,10 @@ class ElasticKernels:
         self.lam = _arr(lam.detach().to(rest), self.k.dtype)
         self.mu = _arr(mu.detach().to(rest), self.k.dtype)
         self._torch_tets = mesh.tets
+        self.nodal = None
+        if material.volumetric is VolumetricTreatment.NODAL_AVERAGE:
+            lam_eff = material.effective_lame()[0].detach().to(rest)
+            self.nodal = NodalVolumetric(rest, mesh.tets, lam_eff, material.model)
 
     def _common(self, x: torch.Tensor):
         return [
@@ -178,7 +185,7 @@ def _prepare(x: torch.Tensor, mesh: TetMesh, material: Material):
     if x.shape[-2:] != (mesh.num_nodes, 3):
         raise ShapeError(f"x must be (..., {mesh.num_nodes}, 3), got {tuple(x.shape)}")
     Dm_inv, vol = rest_geometry(mesh.rest.to(x.dtype), mesh.tets)
-    lam, mu = material.effective_lame()
+    lam, mu = material.element_lame()
     return Dm_inv, vol, lam.to(x.dtype), mu.to(x.dtype), mesh.tets.to(torch.int32).contiguous()
 
 
@@ -192,6 +199,18 @@ def _warp_eval(x, mesh, material):
     ]
     energy = torch.stack([o[0].sum() for o in outs]).reshape(lead)
     forces = torch.stack([o[1] for o in outs]).reshape(*lead, mesh.num_nodes, 3)
+    if material.volumetric is VolumetricTreatment.NODAL_AVERAGE:
+        # the nodal lam term in plain torch (autograd gives its forces and their derivatives)
+        lam_eff = material.effective_lame()[0].to(x.dtype)
+        rest = mesh.rest.to(x.dtype)
+        graph = torch.is_grad_enabled() and any(t.requires_grad for t in (x, rest, lam_eff))
+        with torch.enable_grad():
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            U = nodal_volumetric_energy(xg, rest, mesh.tets, lam_eff, material.model)
+            (g,) = torch.autograd.grad(U.sum(), xg, create_graph=graph)
+        if not graph:
+            U = U.detach()
+        energy, forces = energy + U, forces - g
     return energy, forces
 
 
@@ -220,6 +239,7 @@ def svk_energy(
         material.alpha,
         material.beta,
         material.convention,
+        material.volumetric,
     )
     return elastic_energy(x, mesh, svk, backend)
 
@@ -243,6 +263,8 @@ def element_hessians(x: torch.Tensor, mesh: TetMesh, material: Material) -> torc
     """Element Hessians ``d^2 Pi_e / dx_e^2: (E, 12, 12) [N/m]`` at ``x: (N, 3) [m]`` (Warp, no grad).
 
     Row/column ``3a + i`` is axis i of the element's a-th node (``mesh.tets[e, a]``).
+    Under ``VolumetricTreatment.NODAL_AVERAGE`` these are the per-element (lam = 0) parts
+    only; the nodal lam term couples elements (``assemble_stiffness`` includes it).
     """
     if x.shape != (mesh.num_nodes, 3):
         raise ShapeError(f"x must be ({mesh.num_nodes}, 3), got {tuple(x.shape)}")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from diffbio._errors import ShapeError
 
-__all__ = ["MaterialModel", "LameConvention", "Material", "young_to_lame", "lame_to_young"]
+__all__ = [
+    "MaterialModel",
+    "LameConvention",
+    "VolumetricTreatment",
+    "Material",
+    "young_to_lame",
+    "lame_to_young",
+]
 
 
 class MaterialModel(enum.Enum):
@@ -41,6 +48,28 @@ class LameConvention(enum.Enum):
     MUJOCO4 = "mujoco4"
 
 
+class VolumetricTreatment(enum.Enum):
+    """Where the ``lam`` (volumetric) term of the energy is evaluated.
+
+    Both models split exactly as ``Psi = Psi_mu(F) + lam/2 q(F)^2``: SVK with
+    ``q = tr E = (|F|^2 - 3)/2``, stable neo-Hookean with ``q = J - 1`` (``Psi_mu`` is the
+    model with ``lam = 0``).
+
+    ``ELEMENT`` (default): per element, the energy exactly as stated by the model. Linear
+    tetrahedra lock (are too stiff) as ``lam/mu`` grows.
+    ``NODAL_AVERAGE``: ``Psi_mu`` per element; ``lam/2 q^2`` on nodal averages (the average
+    nodal pressure tetrahedron of Bonet and Burton 1998): node a carries the volume
+    ``V_a = sum_e V_e/4`` and ``q_a = sum_e (V_e/4) q_e / V_a`` over its elements, and the term
+    is ``sum_a V_a lam_a q_a^2/2`` with ``lam_a`` the same volume-weighted average of lam.
+    Identical to ``ELEMENT`` for homogeneous deformations (patch test) with a constant
+    ``lam``; relieves the volumetric locking of linear tetrahedra. Couples the elements
+    around each node (wider Hessian stencil).
+    """
+
+    ELEMENT = "element"
+    NODAL_AVERAGE = "nodal_average"
+
+
 def young_to_lame(
     E: torch.Tensor | float, nu: torch.Tensor | float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +98,7 @@ class Material:
         alpha: [1/s] mass-proportional Rayleigh damping, ``D = alpha M + beta K``.
         beta: [s] stiffness-proportional Rayleigh damping.
         convention: how ``lam`` enters the energy (see :class:`LameConvention`).
+        volumetric: where the ``lam`` term is evaluated (see :class:`VolumetricTreatment`).
     """
 
     lam: torch.Tensor
@@ -78,6 +108,7 @@ class Material:
     alpha: float = 0.0
     beta: float = 0.0
     convention: LameConvention = LameConvention.STANDARD
+    volumetric: VolumetricTreatment = VolumetricTreatment.ELEMENT
 
     def __post_init__(self) -> None:
         if self.lam.ndim != 1 or self.mu.shape != self.lam.shape:
@@ -96,6 +127,7 @@ class Material:
         alpha: float = 0.0,
         beta: float = 0.0,
         convention: LameConvention = LameConvention.STANDARD,
+        volumetric: VolumetricTreatment = VolumetricTreatment.ELEMENT,
         dtype: torch.dtype = torch.float64,
     ) -> Material:
         """Material from scalars or ``(E,)`` tensors of Lame parameters [Pa] (broadcast to (E,))."""
@@ -111,7 +143,7 @@ class Material:
             else mu.expand(shape)
         )
         rho = torch.as_tensor(density, dtype=lam_t.dtype).expand(shape)
-        return Material(lam_t, mu_t, model, rho, alpha, beta, convention)
+        return Material(lam_t, mu_t, model, rho, alpha, beta, convention, volumetric)
 
     @staticmethod
     def from_young(
@@ -132,9 +164,17 @@ class Material:
         lam = 2.0 * self.lam if self.convention is LameConvention.MUJOCO3 else self.lam
         return lam, self.mu
 
+    def element_lame(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lam, mu) (E,) [Pa] of the per-element energy: ``effective_lame()``, with lam set to
+        zero under ``VolumetricTreatment.NODAL_AVERAGE`` (its lam term is nodal)."""
+        lam, mu = self.effective_lame()
+        if self.volumetric is VolumetricTreatment.NODAL_AVERAGE:
+            lam = torch.zeros_like(lam)
+        return lam, mu
+
     def with_lame(self, lam: torch.Tensor, mu: torch.Tensor) -> Material:
         """The same material with new (E,) Lame parameters."""
-        return Material(lam, mu, self.model, self.density, self.alpha, self.beta, self.convention)
+        return replace(self, lam=lam, mu=mu)
 
     def rho(self, num_elements: int, like: torch.Tensor) -> torch.Tensor:
         """(E,) [kg/m^3] density (1000 where unset)."""

@@ -7,6 +7,7 @@ right-handed about +Y (a point at angle theta sits at ``(r cos theta, y, -r sin 
 
 from __future__ import annotations
 
+import enum
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -17,7 +18,31 @@ import torch
 
 from diffbio._errors import FileFormatError, ShapeError
 
-__all__ = ["TetMesh", "box_mesh", "limb_mesh", "read_mesh", "write_mesh", "boundary_faces"]
+__all__ = [
+    "TetMesh",
+    "TetSplit",
+    "box_mesh",
+    "limb_mesh",
+    "read_mesh",
+    "write_mesh",
+    "boundary_faces",
+]
+
+
+class TetSplit(enum.Enum):
+    """How each hexahedral cell of a structured mesh is cut into 6 tetrahedra.
+
+    ``KUHN``: every cell along its (0,0,0)-(1,1,1) index diagonal (translation invariant:
+    all tetrahedra of the grid lean the same way).
+    ``ALTERNATING``: the Kuhn split mirrored in every index direction whose cell index is
+    odd, so that the diagonals alternate from cell to cell (a reflection-symmetric pattern
+    with no preferred direction; still conforming, since mirroring maps a shared face's
+    diagonal onto itself). Periodic directions need an even number of cells.
+    """
+
+    KUHN = "kuhn"
+    ALTERNATING = "alternating"
+
 
 # Kuhn split of a hexahedral index cell into 6 tetrahedra along the (0,0,0)-(1,1,1)
 # diagonal: translation invariant, hence conforming on any structured index grid.
@@ -92,19 +117,27 @@ def _orient(points: np.ndarray, tets: np.ndarray) -> np.ndarray:
     return tets
 
 
-def _structured_tets(shape: tuple[int, int, int], periodic_j: bool) -> np.ndarray:
-    """Kuhn tetrahedra of an (ni, nj, nk) cell grid over (ni+1, nj[+1], nk+1) nodes."""
+def _structured_tets(
+    shape: tuple[int, int, int], periodic_j: bool, split: TetSplit = TetSplit.KUHN
+) -> np.ndarray:
+    """Tetrahedra (6 per cell) of an (ni, nj, nk) cell grid over (ni+1, nj[+1], nk+1) nodes."""
     ni, nj, nk = shape
     mj = nj if periodic_j else nj + 1
+    if split is TetSplit.ALTERNATING and periodic_j and nj % 2:
+        raise ShapeError(f"the alternating split needs an even periodic cell count, got {nj}")
 
     def node(i, j, k):
         return (i * mj + (j % mj)) * (nk + 1) + k
 
     i, j, k = np.meshgrid(np.arange(ni), np.arange(nj), np.arange(nk), indexing="ij")
     i, j, k = i.ravel(), j.ravel(), k.ravel()
+    flip = [np.zeros_like(i)] * 3
+    if split is TetSplit.ALTERNATING:
+        flip = [i % 2, j % 2, k % 2]
     out = []
     for tet in _KUHN:
-        out.append(np.stack([node(i + a, j + b, k + c) for a, b, c in tet], axis=1))
+        corners = [node(i + (a ^ flip[0]), j + (b ^ flip[1]), k + (c ^ flip[2])) for a, b, c in tet]
+        out.append(np.stack(corners, axis=1))
     return np.concatenate(out, axis=0)
 
 
@@ -118,6 +151,7 @@ def limb_mesh(
     n_axial: int = 4,
     refine: int = 1,
     radial_grading: float = 1.0,
+    split: TetSplit = TetSplit.KUHN,
     dtype: torch.dtype = torch.float64,
 ) -> TetMesh:
     """A soft-tissue sleeve around a rigid cylindrical bone, along the local +Y axis.
@@ -125,7 +159,10 @@ def limb_mesh(
     The tissue fills ``inner_radius <= r <= outer_radius``, ``0 <= y <= length``. Each of
     the ``n_radial x n_circ x n_axial`` cells (all multiplied by ``refine``) is split into
     6 tetrahedra, so ``E = 6 n_radial n_circ n_axial refine^3``. ``radial_grading`` > 1 makes
-    radial layers grow geometrically outward (finer near the bone).
+    radial layers grow geometrically outward (finer near the bone). Every node lies exactly
+    on its circle (``r`` from the radial layer), so the bone and skin surfaces are the
+    inscribed polygons of ``n_circ refine`` sides. ``split`` picks the cut of each cell
+    (:class:`TetSplit`; ``ALTERNATING`` needs an even ``n_circ refine``).
 
     Node sets: ``"bone"`` (r = inner_radius, tied to the bone), ``"outer"`` (skin,
     r = outer_radius), ``"bottom"`` (y = 0), ``"top"`` (y = length).
@@ -143,7 +180,7 @@ def limb_mesh(
     y = np.linspace(0.0, length, na + 1)
     R, T, Y = np.meshgrid(r, th, y, indexing="ij")
     pts = np.stack([R * np.cos(T), Y, -R * np.sin(T)], axis=-1).reshape(-1, 3)
-    tets = _orient(pts, _structured_tets((nr, nc, na), periodic_j=True))
+    tets = _orient(pts, _structured_tets((nr, nc, na), periodic_j=True, split=split))
     ir, _, iy = np.meshgrid(np.arange(nr + 1), np.arange(nc), np.arange(na + 1), indexing="ij")
     ir, iy = ir.ravel(), iy.ravel()
     sets = {
@@ -165,6 +202,7 @@ def box_mesh(
     *,
     jitter: float = 0.0,
     seed: int = 0,
+    split: TetSplit = TetSplit.KUHN,
     dtype: torch.dtype = torch.float64,
 ) -> TetMesh:
     """A box ``[0, size]`` split into ``6 prod(cells)`` tetrahedra.
@@ -181,7 +219,7 @@ def box_mesh(
         rng = np.random.default_rng(seed)
         h = np.array(size) / np.array(cells)
         X[interior] += jitter * h * rng.uniform(-1.0, 1.0, size=(int(interior.sum()), 3))
-    tets = _orient(X, _structured_tets(tuple(cells), periodic_j=False))
+    tets = _orient(X, _structured_tets(tuple(cells), periodic_j=False, split=split))
     sets = {}
     for ax, name in enumerate("xyz"):
         sets[f"{name}0"] = np.nonzero(idx[:, ax] == 0)[0]

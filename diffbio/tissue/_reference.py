@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from diffbio.tissue._material import Material, MaterialModel
+from diffbio.tissue._material import Material, MaterialModel, VolumetricTreatment
 
 __all__ = ["rest_geometry", "deformation_gradient", "energy_density", "elastic_energy_torch"]
 
@@ -62,8 +62,15 @@ def energy_density(
 def elastic_energy_torch(
     x: torch.Tensor, rest: torch.Tensor, tets: torch.Tensor, material: Material
 ) -> torch.Tensor:
-    """Total elastic energy ``(...) [J]`` of positions ``x: (..., N, 3) [m]`` (plain torch)."""
+    """Total elastic energy ``(...) [J]`` of positions ``x: (..., N, 3) [m]`` (plain torch),
+    including the nodal lam term under ``VolumetricTreatment.NODAL_AVERAGE``."""
     Dm_inv, vol = rest_geometry(rest, tets)
-    lam, mu = material.effective_lame()
+    lam, mu = material.element_lame()
     psi = energy_density(deformation_gradient(x, tets, Dm_inv), lam, mu, material.model)
-    return (vol * psi).sum(-1)
+    total = (vol * psi).sum(-1)
+    if material.volumetric is VolumetricTreatment.NODAL_AVERAGE:
+        from diffbio.tissue._volumetric import nodal_volumetric_energy
+
+        lam_eff = material.effective_lame()[0].to(x.dtype)
+        total = total + nodal_volumetric_energy(x, rest, tets, lam_eff, material.model)
+    return total

@@ -138,6 +138,7 @@ def _cache_key(mesh: TetMesh, material: Material) -> bytes:
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
         h.update(str((t.dtype, tuple(t.shape))).encode())
     h.update(f"{material.model.value}/{material.convention.value}/{mesh.rest.device}".encode())
+    h.update(material.volumetric.value.encode())
     return h.digest()
 
 
@@ -244,7 +245,7 @@ class _Problem:
             p = u[self.nf + 6 * k : self.nf + 6 * k + 6].detach()
             rc = rest[cf.nodes]
             if order == 0:
-                total += float(cuff_potential(xc, p, rc, cf))
+                total += float(cuff_potential(xc, p, rc, cf).detach())
                 continue
             with torch.enable_grad():
                 v = torch.cat([xc.reshape(-1), p]).requires_grad_(True)
@@ -281,6 +282,8 @@ class _Problem:
         e, det = self.kern.energy_det(x)
         xf = x.reshape(-1)
         total = float(e.sum()) - float(self.ext @ xf) + self._cuff_terms(x, u, 0)[0]
+        if self.kern.nodal is not None:
+            total += self.kern.nodal.energy(x)
         if self.quad is not None:
             Q, b = self.quad
             xn = xf.numpy()
@@ -291,6 +294,8 @@ class _Problem:
         """Gradient over u, full gradient over the 3N node dofs, and a force scale [N]."""
         x = self.x_of(u)
         _, f = self.kern.energy_forces(x)
+        if self.kern.nodal is not None:
+            f = f - self.kern.nodal.gradient(x)
         g = torch.cat([-f.reshape(-1) - self.ext, torch.zeros(6 * self.nc, dtype=self.dtype)])
         scale = max(float(f.abs().max()), float(self.ext.abs().max()) if self.ext.numel() else 0.0)
         if self.nc:
@@ -326,6 +331,12 @@ class _Problem:
             shape=(self.nu, self.nu),
         )
         H = H.tocsc()
+        if self.kern.nodal is not None:
+            fr = self.free.numpy()
+            Hn = self.kern.nodal.hessian(x)[fr][:, fr]
+            if self.nc:
+                Hn = sp.block_diag([Hn, sp.csr_matrix((6 * self.nc, 6 * self.nc))])
+            H = (H + Hn).tocsc()
         if self.quad is not None:
             Q = self.quad[0]
             fr = self.free.numpy()
@@ -337,7 +348,7 @@ class _Problem:
 
     def hessian_operator(self, u: torch.Tensor):
         """Matrix-free Hessian-vector product and its diagonal (for CG)."""
-        if self.nc or self.quad is not None:
+        if self.nc or self.quad is not None or self.kern.nodal is not None:
             H = self.hessian(u)
             return (lambda v: torch.from_numpy(H @ v.numpy())), torch.from_numpy(H.diagonal())
         x = self.x_of(u)
@@ -383,6 +394,25 @@ def _pcg(matvec, diag, b: torch.Tensor, rtol: float, maxiter: int) -> tuple[torc
     return x, True
 
 
+def _symmetric_solve(H: sp.csc_matrix, b: np.ndarray) -> np.ndarray:
+    """``H^-1 b`` for a symmetric sparse H: SuperLU in symmetric mode (minimum-degree
+    ordering of H + H', diagonal pivots), several times faster than the default column
+    ordering on FEM Hessians; the general LU where a diagonal pivot is zero."""
+    try:
+        lu = spla.splu(
+            H.tocsc(),
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
+        x = lu.solve(b)
+        if np.isfinite(x).all():
+            return x
+    except RuntimeError:
+        pass
+    return spla.spsolve(H, b)
+
+
 # below this relative residual the potential cannot resolve further progress (float64)
 _FLOOR = 1e-8
 
@@ -422,7 +452,7 @@ def _newton(
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("error", spla.MatrixRankWarning)
-                        d = torch.from_numpy(spla.spsolve(H, -g.numpy()))
+                        d = torch.from_numpy(_symmetric_solve(H, -g.numpy()))
                     ok = bool(torch.isfinite(d).all())
                 except (RuntimeError, spla.MatrixRankWarning):
                     ok = False
@@ -579,7 +609,7 @@ class _Equilibrium(torch.autograd.Function):
         g_p = torch.zeros(nc, 6, dtype=prob.dtype) if g_p is None else g_p.to(prob.dtype)
         g_u = torch.cat([g_x.reshape(-1)[prob.free], g_p.reshape(-1)])
         H = prob.hessian(u)
-        lam_vec = torch.from_numpy(spla.splu(H).solve(g_u.numpy()))
+        lam_vec = torch.from_numpy(_symmetric_solve(H, g_u.numpy()))
         params = [rest, lam, mu, loads, gravity, fixed_values, *wrench]
         with torch.enable_grad():
             leaves = [None if t is None else t.detach().requires_grad_(True) for t in params]
