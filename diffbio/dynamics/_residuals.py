@@ -120,7 +120,9 @@ def root_residuals(
         peak = torch.zeros_like(com_h)
     else:
         peak = loads.force.sum(-2).norm(dim=-1).amax(-1)
-    w = weight.unsqueeze(-1).unsqueeze(-1) if weight.dim() else weight
+    # the weight carries the leading dims of the scales, which broadcast against the
+    # frames' (..., T): one more axis for the 3 components
+    w = weight.unsqueeze(-1) if weight.dim() else weight
     coords = sorted({int(k) for k in tree.coord[0].tolist() if k >= 0})
     res = Residuals(
         force=F,

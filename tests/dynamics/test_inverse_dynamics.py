@@ -178,6 +178,25 @@ def test_residuals_equal_whole_body_newton():
     )
 
 
+def test_residual_percentages_with_per_trial_scales():
+    """Per-trial scales ``(N, 1, NB, 3)`` broadcast over the frames: the % body weight
+    outputs keep the frames' shape ``(N, T, 3)`` and use each trial's own weight."""
+    model, _, _, loads, t, q, qd, qdd = _trial("gait2392", every=20)
+    qt, qdt, qddt = (torch.tensor(a) for a in (q, qd, qdd))
+    scales = torch.stack([torch.ones(len(model.bodies), 3), 1.1 * torch.ones(len(model.bodies), 3)])
+    scales = scales.double()[:, None]  # (2, 1, NB, 3)
+    q2, qd2, qdd2 = (x.expand(2, *x.shape) for x in (qt, qdt, qddt))
+    res = root_residuals(model, q2, qd2, qdd2, None, scales=scales)
+    assert res.force.shape == res.force_pct_bw.shape == (2, len(t), 3)
+    assert res.moment_pct_bw_height.shape == (2, len(t), 3)
+    for n in range(2):
+        one = root_residuals(model, qt, qdt, qddt, None, scales=scales[n, 0])
+        torch.testing.assert_close(res.force_pct_bw[n], one.force_pct_bw, rtol=1e-12, atol=0)
+        torch.testing.assert_close(
+            res.moment_pct_bw_height[n], one.moment_pct_bw_height, rtol=1e-12, atol=0
+        )
+
+
 @pytest.mark.parametrize(
     "rel", ["rajagopal2016/Rajagopal2016.osim", "gait2392/subject01_simbody.osim"]
 )
