@@ -12,7 +12,8 @@ and the wrap objects they refer to.
 Scaling (OpenSim's ScaleTool): point locations, moving-point functions and wrap-object
 translations scale with their body's factors; a cylinder's radius by the mean of the scaled
 lengths of its X and Y axes and its length by that of its Z axis, an ellipsoid's semi-axes
-by those of its own axes, a sphere's radius by the mean of the three factors.
+by those of its own axes, a sphere's radius by the mean of the three factors, a torus's
+radii by the mean of the scaled lengths of its X and Y axes.
 """
 
 from __future__ import annotations

@@ -19,6 +19,12 @@ continuous where a path starts to touch a surface.
   the plane through both points and OpenSim's surface point c1 (Frans / fan blend, Graphics
   Gems closest points); tangent points and arc are exact on the ellipse that plane cuts
   (OpenSim iterates to the same tangent points and sums ~1 mm chords of the arc).
+* Torus: OpenSim's WrapTorus: the cylinder wrap above, on a cylinder of the inner radius
+  placed at the point of the torus's centre circle nearest the segment (OpenSim's
+  residual and two passes), wrapping on the side towards the torus axis.
+
+Inside the unrolled iterations, forward-mode duals are kept from meeting plain tensors or
+Python numbers (:func:`_lift`): in torch 2.13 such mixed binary ops take a slow path.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad as fwAD
 
 NO_WRAP, INSIDE, WRAPPED, MANDATORY = 0, 1, 2, 3
 _TWO_PI = 2.0 * math.pi
@@ -51,6 +58,14 @@ def _decide(p1k, p2k, neark, intersect, sign: int) -> Tensor:
     return torch.where(on, code_on, torch.full_like(code_on, WRAPPED))
 
 
+def _acos_le1(x: Tensor) -> Tensor:
+    """``acos(x)`` for ``0 <= x < 1`` (a tangent angle ``acos(R / d)``); 0 with a zero
+    derivative for ``x >= 1`` (end point on or inside the surface: no wrap, and no NaN
+    reaching the gradient through the discarded branch)."""
+    ok = x < 1.0
+    return torch.where(ok, torch.acos(torch.where(ok, x, torch.zeros_like(x))), 0.0)
+
+
 def _safe_sqrt(x: Tensor) -> Tensor:
     return torch.sqrt(torch.clamp(x, min=1e-30))
 
@@ -64,48 +79,72 @@ _TANGENCY = 0.1 * math.pi / 180.0  # OpenSim's TANGENCY_THRESHOLD
 _MAX_ADJUST = 100
 
 
-def _spiral_point(c, s, z, theta, sense, t):
-    """Point at fraction ``t`` of OpenSim's spiral from angle (c, s) at height z."""
-    ang = sense * t * theta
+def _is_dual(x: Tensor) -> bool:
+    return fwAD.unpack_dual(x).tangent is not None
+
+
+def _lift(x, like: bool):
+    """``x`` (tensor or number) as a forward-mode dual with a zero tangent when ``like``:
+    in torch 2.13 a binary op between a dual and a plain tensor or a Python number takes
+    a slow decomposed path (~100x), dual with dual does not."""
+    if not like:
+        return x
+    if _is_dual(x):
+        return x
+    x = x.contiguous()
+    return fwAD.make_dual(x, torch.zeros_like(x, memory_format=torch.contiguous_format))
+
+
+def _spiral_point(c, s, ang):
+    """OpenSim's spiral point at angle ``ang`` from angle (c, s)."""
     ca, sa = torch.cos(ang), torch.sin(ang)
     return ca * c - sa * s, sa * c + ca * s
 
 
-def _slide_to_tangency(p, r, w):
+def _slide_to_tangency(p, r, w, k15):
     """OpenSim's _adjust_tangent_point: ``(changed, new z)`` of tangent point ``r`` given the
-    next spiral point ``w`` (all ``(..., 3)``, cylinder frame)."""
-    pr, rw = _unit(r - p), _unit(w - r)
+    next spiral point ``w`` (all ``(..., 3)``, cylinder frame): r slides along the axis by
+    1.5 times its distance to the point of its vertical line closest to the line p-w."""
+    pr, rw = _unit((r - p).detach()), _unit((w - r).detach())  # a decision only
     da = torch.acos(pr[..., 2].clamp(-1, 1)) - torch.acos(rw[..., 2].clamp(-1, 1))
     change = da.abs() > _TANGENCY
-    # closest point of the vertical line through r to the line p-w
-    d = w - p
-    e = torch.zeros_like(d)
-    e[..., 2] = 1.0
-    w0 = p - r
-    a, b, cc = (d * d).sum(-1), d[..., 2], 1.0
+    d, w0 = w - p, p - r
+    a, b = (d * d).sum(-1), d[..., 2]
     dd, ee = (d * w0).sum(-1), w0[..., 2]
-    den = a * cc - b * b
+    den = a - b * b
     den = torch.where(den.abs() > 1e-300, den, torch.ones_like(den))
-    tz = (a * ee - b * dd) / den
-    z_int = r[..., 2] + tz
-    return change, r[..., 2] + 1.5 * (z_int - r[..., 2])
+    return change, r[..., 2] + k15 * ((a * ee - b * dd) / den)
 
 
 def _adjust_spiral(p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense):
-    """OpenSim's tangency iteration in _make_spiral_path (paths with several wrap objects)."""
+    """OpenSim's tangency iteration in _make_spiral_path (paths with several wrap objects):
+    while the path leaves either tangent point more than 0.1 deg off the spiral's slope
+    (checked against the spiral point one 2 mm segment along), slide that point (at most
+    100 times). Unrolled, so the derivative is that of the iterate OpenSim stops at."""
+    args = [p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense]
+    dual = any(_is_dual(v) for v in args)
+    one = torch.ones((), dtype=zr1.dtype, device=zr1.device)
+    p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense, k15, inv_seg = [
+        _lift(v, dual) for v in [*args, 1.5 * one, one / 0.002]
+    ]
+    Rc1, Rs1, Rc2, Rs2 = R * c1, R * s1, R * c2, R * s2
+    Rth2 = (R * theta) ** 2
+    ang = sense * theta
     x = torch.zeros_like(zr1, dtype=torch.bool)
     for _ in range(_MAX_ADJUST):
-        wlen = _safe_sqrt((R * theta) ** 2 + (zr2 - zr1) ** 2)
-        nseg = torch.floor(wlen / 0.002).clamp(min=1)
-        t = 1.0 / nseg
-        cw, sw = _spiral_point(c1, s1, zr1, theta, sense, t)
-        w1 = torch.stack([R * cw, R * sw, zr1 + t * (zr2 - zr1)], -1)
-        cw, sw = _spiral_point(c1, s1, zr1, theta, sense, 1.0 - t)
-        w2 = torch.stack([R * cw, R * sw, zr1 + (1.0 - t) * (zr2 - zr1)], -1)
-        r1 = torch.stack([R * c1, R * s1, zr1], -1)
-        r2 = torch.stack([R * c2, R * s2, zr2], -1)
-        ch1, z1n = _slide_to_tangency(p1, r1, w1)
-        ch2, z2n = _slide_to_tangency(p2, r2, w2)
+        dz = zr2 - zr1
+        wlen = _safe_sqrt(Rth2 + dz**2)
+        nseg = torch.floor(fwAD.unpack_dual(wlen).primal * inv_seg.detach()).clamp(min=1)
+        t = _lift((one / nseg).detach(), dual)
+        u = _lift((1.0 - one / nseg).detach(), dual)
+        cw, sw = _spiral_point(c1, s1, ang * t)
+        w1 = torch.stack([R * cw, R * sw, zr1 + t * dz], -1)
+        cw, sw = _spiral_point(c1, s1, ang * u)
+        w2 = torch.stack([R * cw, R * sw, zr1 + u * dz], -1)
+        r1 = torch.stack([Rc1, Rs1, zr1], -1)
+        r2 = torch.stack([Rc2, Rs2, zr2], -1)
+        ch1, z1n = _slide_to_tangency(p1, r1, w1, k15)
+        ch2, z2n = _slide_to_tangency(p2, r2, w2, k15)
         go = (nseg >= 2) & ~x
         ch1, ch2 = ch1 & go, ch2 & go
         if not bool((ch1 | ch2).any()):
@@ -114,6 +153,21 @@ def _adjust_spiral(p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense):
         zr2 = torch.where(ch2, z2n, zr2)
         x = x | ~(ch1 | ch2)
     return zr1, zr2
+
+
+def _adjust_where(go: Tensor, p1, p2, *args):
+    """:func:`_adjust_spiral` on the wrapping elements ``go`` only; the others keep z."""
+    shape = go.shape
+    idx = go.reshape(-1).nonzero().squeeze(-1)
+    zr1, zr2 = args[5], args[6]
+    if idx.numel() == 0:
+        return zr1, zr2
+    p1, p2 = (p.expand(*shape, 3).reshape(-1, 3)[idx] for p in (p1, p2))
+    flat = [a.reshape(-1)[idx] for a in args]
+    z1, z2 = _adjust_spiral(p1, p2, *flat)
+    out1 = zr1.reshape(-1).index_copy(0, idx, z1).reshape(shape)
+    out2 = zr2.reshape(-1).index_copy(0, idx, z2).reshape(shape)
+    return out1, out2
 
 
 def wrap_cylinder(
@@ -143,8 +197,7 @@ def wrap_cylinder(
 
     d1, d2 = _safe_sqrt(d1sq), _safe_sqrt(d2sq)
     phi1, phi2 = torch.atan2(y1, x1), torch.atan2(y2, x2)
-    a1 = torch.acos(torch.clamp(R / d1, -1.0, 1.0))
-    a2 = torch.acos(torch.clamp(R / d2, -1.0, 1.0))
+    a1, a2 = _acos_le1(R / d1), _acos_le1(R / d2)
     # candidates: "a" = phi + alpha (counter-clockwise side), "b" = phi - alpha
     ang = {"1a": phi1 + a1, "1b": phi1 - a1, "2a": phi2 + a2, "2b": phi2 - a2}
     u = {k: torch.stack([torch.cos(v), torch.sin(v)], -1) for k, v in ang.items()}
@@ -167,8 +220,8 @@ def wrap_cylinder(
             torch.where((j2 > j3) & (j2 > j4), 1, torch.where(j3 > j4, 2, 3)),
         )
     else:
-        alpha = torch.acos(torch.clamp(dot(u["1a"], u["2b"]), -1, 1))
-        beta = torch.acos(torch.clamp(dot(u["1b"], u["2a"]), -1, 1))
+        alpha = torch.acos(torch.clamp(dot(u["1a"], u["2b"]).detach(), -1, 1))
+        beta = torch.acos(torch.clamp(dot(u["1b"], u["2a"]).detach(), -1, 1))
         # which preliminary tangent points lie on the active side (OpenSim's choice chain)
         if axis == 2:
             A = _sgn(z1) == sign
@@ -219,17 +272,21 @@ def wrap_cylinder(
     r2 = torch.stack([R * c2, R * s2, zr2], -1)
     theta = torch.atan2((c1 * s2 - s1 * c2).abs(), c1 * c2 + s1 * s2)
     theta = torch.where(long_wrap, _TWO_PI - theta, theta)
-    if not single:
-        sense = torch.where(long_wrap, -1.0, 1.0).to(p1.dtype)
-        sense = sense * torch.where(c1 * s2 - s1 * c2 >= 0, 1.0, -1.0).to(p1.dtype)
-        zr1, zr2 = _adjust_spiral(p1, p2, R, c1, s1, c2, s2, zr1, zr2, theta, sense)
-        r1 = torch.stack([R * c1, R * s1, zr1], -1)
-        r2 = torch.stack([R * c2, R * s2, zr2], -1)
-    wlen = _safe_sqrt((R * theta) ** 2 + (zr2 - zr1) ** 2)
+    # OpenSim: no wrap when both tangent points lie beyond the cylinder's ends (checked
+    # before the tangency iteration)
     half = 0.5 * length
     beyond = ((zr1 < -half) | (zr1 > half)) & ((zr2 < -half) | (zr2 > half))
     code = torch.where(beyond & (code > INSIDE), NO_WRAP, code)
     code = torch.where(inside, INSIDE, code)
+    if not single:
+        sense = torch.where(long_wrap, -1.0, 1.0).to(p1.dtype)
+        sense = sense * torch.where(c1 * s2 - s1 * c2 >= 0, 1.0, -1.0).to(p1.dtype)
+        args = torch.broadcast_tensors(R, c1, s1, c2, s2, zr1, zr2, theta, sense)
+        go = (code > INSIDE).expand(args[0].shape)
+        zr1, zr2 = _adjust_where(go, p1, p2, *args)
+        r1 = torch.stack([R * c1, R * s1, zr1], -1)
+        r2 = torch.stack([R * c2, R * s2, zr2], -1)
+    wlen = _safe_sqrt((R * theta) ** 2 + (zr2 - zr1) ** 2)
     return code, r1, r2, wlen
 
 
@@ -267,8 +324,7 @@ def _ellipse_wrap(P1: Tensor, P2: Tensor, A: Tensor, B: Tensor, ccw: Tensor):
     rho1 = _safe_sqrt((q1 * q1).sum(-1))
     rho2 = _safe_sqrt((q2 * q2).sum(-1))
     f1, f2 = torch.atan2(q1[..., 1], q1[..., 0]), torch.atan2(q2[..., 1], q2[..., 0])
-    a1 = torch.acos(torch.clamp(1.0 / rho1, -1.0, 1.0))
-    a2 = torch.acos(torch.clamp(1.0 / rho2, -1.0, 1.0))
+    a1, a2 = _acos_le1(1.0 / rho1), _acos_le1(1.0 / rho2)
     sgn = torch.where(ccw, 1.0, -1.0).to(P1.dtype)
     t1 = f1 + sgn * a1
     t2 = f2 - sgn * a2
@@ -535,3 +591,95 @@ def _ellipsoid_path(q1: Tensor, q2: Tensor, a: Tensor, quadrant: tuple[int, int]
     r1 = to3d(torch.where(use_a, T1a, T1b))
     r2 = to3d(torch.where(use_a, T2a, T2b))
     return r1, r2, torch.where(use_a.squeeze(-1), arc_a, arc_b)
+
+
+# ---------------------------------------------------------------------------------- torus
+_TORUS_CYL_LENGTH = 10000.0  # OpenSim's CYL_LENGTH
+
+
+def _circle_resid(u, a, n, R):
+    """OpenSim's WrapTorus::calcCircleResids and its derivative: at ``x = a + u n``,
+    ``f = d/du (|x|^2 - 4 R rho)``, ``rho = |x_xy|`` (OpenSim's residual carries a factor
+    2 on the circle term)."""
+    x = a + u.unsqueeze(-1) * n
+    c4 = n[..., 0] ** 2 + n[..., 1] ** 2
+    rho = _safe_sqrt(x[..., 0] ** 2 + x[..., 1] ** 2)
+    g = (x[..., :2] * n[..., :2]).sum(-1)  # d rho^2 / du / 2 = c4 u + c3
+    f = 2.0 * (a * n).sum(-1) + 2.0 * u - 4.0 * R * g / rho
+    fp = 2.0 - 4.0 * R * (c4 * rho * rho - g * g) / rho**3
+    return f, fp
+
+
+def _line_circle_stationary(a: Tensor, b: Tensor, R: Tensor) -> Tensor:
+    """The point of line a->b where OpenSim's residual vanishes, found from ``u = 0`` (at a)
+    as OpenSim's Levenberg-Marquardt pass does: damped Newton steps without gradients
+    (step at most 0.2 m, OpenSim's initial trust radius), then one Newton step with
+    gradients for the implicit derivative."""
+    n = _unit(b - a)
+    with torch.no_grad():
+        ad, nd, Rd = a.detach(), n.detach(), R.detach()
+        u = torch.zeros_like(ad[..., 0])
+        tol = 1e3 * torch.finfo(u.dtype).eps
+        for _ in range(100):
+            f, fp = _circle_resid(u, ad, nd, Rd)
+            ok = fp > 0
+            step = torch.where(ok, -f / torch.where(ok, fp, torch.ones_like(fp)), -f)
+            step = step.clamp(-0.2, 0.2)
+            u = u + step
+            if bool((step.abs() < tol).all()):
+                break
+    f, fp = _circle_resid(u, a, n, R)
+    u = u - f / torch.where(fp.abs() > 1e-12, fp, torch.ones_like(fp))
+    return a + u.unsqueeze(-1) * n
+
+
+def wrap_torus(
+    p1: Tensor,
+    p2: Tensor,
+    inner: Tensor,
+    outer: Tensor,
+    quadrant: tuple[int, int],
+    single: bool = True,
+):
+    """OpenSim's WrapTorus (axis Z, centred): the point of the circle of radius ``outer``
+    [m] in the XY plane nearest the segment (OpenSim's two passes, from p1 and from p2,
+    the nearer or the one on the quadrant's side), then OpenSim's cylinder of radius
+    ``inner`` [m] through that point, tangent to the circle, its +X (wrapping) side
+    towards the torus axis. WRAPPED (OpenSim's torus never reports a mandatory wrap)
+    where that cylinder wraps, else NO_WRAP."""
+    axis, sign = quadrant
+    R = outer
+    a1 = _line_circle_stationary(p1, p2, R)
+    a2 = _line_circle_stationary(p2, p1, R)
+
+    def dist(x):
+        rho = _safe_sqrt(x[..., 0] ** 2 + x[..., 1] ** 2)
+        return _safe_sqrt((x * x).sum(-1) + R * R - 2.0 * R * rho)
+
+    d1, d2 = dist(a1), dist(a2)
+    found = torch.ones_like(d1, dtype=torch.bool)
+    if sign == 0:
+        first = d1 < d2
+    else:
+        on1, on2 = _sgn(a1[..., axis]) == sign, _sgn(a2[..., axis]) == sign
+        first = torch.where(on1 & on2, d1 < d2, on1)
+        found = on1 | on2
+    a = torch.where(first.unsqueeze(-1), a1, a2)
+    rho = _safe_sqrt(a[..., 0] ** 2 + a[..., 1] ** 2).unsqueeze(-1)
+    c = torch.cat([a[..., :2] * R.unsqueeze(-1) / rho, torch.zeros_like(a[..., :1])], -1)
+    X = -c / _safe_sqrt((c * c).sum(-1, keepdim=True))
+    Y = torch.zeros_like(X)
+    Y[..., 2] = -1.0
+    Z = torch.cross(X, Y, dim=-1)
+    M = torch.stack([X, Y, Z], -2)  # rows: cylinder axes in the torus frame
+
+    def to_cyl(p):
+        return (M @ (p - c).unsqueeze(-1)).squeeze(-1)
+
+    def from_cyl(r):
+        return (M.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1) + c
+
+    length = torch.full_like(inner, _TORUS_CYL_LENGTH)
+    code, r1, r2, wlen = wrap_cylinder(to_cyl(p1), to_cyl(p2), inner, length, (0, 1), single)
+    code = torch.where(found & (code >= WRAPPED), WRAPPED, NO_WRAP)
+    return code, from_cyl(r1), from_cyl(r2), wlen

@@ -9,6 +9,13 @@ the first and last active point of its range; the first segment that cuts the ob
 two or more objects this repeats (up to 8 times) until the length changes by less than
 0.5 mm, and when the first object does not wrap while the second has a point inside, the
 two swap order, exactly as in OpenSim.
+
+With several objects OpenSim 4.6 re-wraps each object from the others' latest tangent
+points, but measures every straight distance (the length, the length change that picks a
+segment) from each tangent point's location in ground as first cached in that state's
+computation (``Point::getLocationInGround``), i.e. where the point was at the end of the
+first iteration that had it in the path; the surface lengths are the latest. Nodes carry
+both locations (``pos`` for wrapping, ``cpos`` for distances; see :func:`_remember`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from diffbio.muscles._wrap import (
     wrap_cylinder,
     wrap_ellipsoid,
     wrap_sphere,
+    wrap_torus,
 )
 
 _MAX_ITER = 8
@@ -49,6 +57,8 @@ def scaled_wrap(obj: WrapObject, R_GB: Tensor, p_GB: Tensor, s_B: Tensor | None)
             dims = dims * axes
         elif obj.kind is WrapKind.SPHERE:
             dims = dims * s_B.mean(-1, keepdim=True)
+        elif obj.kind is WrapKind.TORUS:
+            dims = dims * (0.5 * (axes[..., 0] + axes[..., 1])).unsqueeze(-1)
     R_GW = R_GB @ R_BW
     p_GW = p_GB + (R_GB @ t_BW.unsqueeze(-1)).squeeze(-1)
     return R_GW, p_GW, dims
@@ -63,6 +73,8 @@ def wrap_in_frame(obj: WrapObject, dims: Tensor, p1: Tensor, p2: Tensor, single:
         return wrap_sphere(p1, p2, dims[..., 0], obj.quadrant)
     if obj.kind is WrapKind.ELLIPSOID:
         return wrap_ellipsoid(p1, p2, dims, obj.quadrant)
+    if obj.kind is WrapKind.TORUS:
+        return wrap_torus(p1, p2, dims[..., 0], dims[..., 1], obj.quadrant, single)
     raise ModelError(f"wrap object {obj.name!r}: {obj.kind.value} wrapping is not supported")
 
 
@@ -74,11 +86,18 @@ def _take(t: Tensor, idx: Tensor) -> Tensor:
 
 
 class _Nodes:
-    def __init__(self, pos, wid, wlen, valid, src):
-        self.pos, self.wid, self.wlen, self.valid, self.src = pos, wid, wlen, valid, src
+    """A padded node path: ``pos`` where the wrap computations see each node, ``cpos``
+    where OpenSim's distances see it (a tangent point's first location in ground, see
+    :func:`wrapped_path_length`), ``wid`` the wrap object of a tangent point (-1 for path
+    points), ``wlen`` the surface length ending at a second tangent point, ``src`` the
+    path-point index (-1 for tangent points)."""
+
+    def __init__(self, pos, cpos, wid, wlen, valid, src):
+        self.pos, self.cpos, self.wid, self.wlen = pos, cpos, wid, wlen
+        self.valid, self.src = valid, src
 
     def fields(self):
-        return [self.pos, self.wid, self.wlen, self.valid, self.src]
+        return [self.pos, self.cpos, self.wid, self.wlen, self.valid, self.src]
 
     def permute(self, idx):
         return _Nodes(*[_take(f, idx) for f in self.fields()])
@@ -99,7 +118,7 @@ class _Nodes:
 
 def path_length(nodes: _Nodes) -> Tensor:
     """Length of a node path ``(...,)`` [m]."""
-    a, b = nodes.pos[..., :-1, :], nodes.pos[..., 1:, :]
+    a, b = nodes.cpos[..., :-1, :], nodes.cpos[..., 1:, :]
     both = nodes.valid[..., :-1] & nodes.valid[..., 1:]
     same = (nodes.wid[..., :-1] >= 0) & (nodes.wid[..., :-1] == nodes.wid[..., 1:])
     diff = torch.where(both.unsqueeze(-1), b - a, torch.ones_like(a))
@@ -132,12 +151,18 @@ def wrapped_path_length(
     valid = torch.cat([active, torch.zeros(*lead, 2 * K, dtype=torch.bool, device=dev)], -1)
     nodes = _Nodes(
         pos,
+        pos,
         torch.full((*lead, N), -1, device=dev),
         torch.zeros(*lead, N, dtype=X.dtype, device=dev),
         valid,
         src,
     )
     nodes = nodes.compact(valid)
+    # per wrap object: its tangent points' first locations in ground and whether set
+    cache = [
+        (pad[..., 0, :], pad[..., 0, :], torch.zeros(lead, dtype=torch.bool, device=dev))
+        for _ in range(K)
+    ]
     order = torch.arange(K, device=dev).expand(*lead, K).clone()
     done = torch.zeros(lead, dtype=torch.bool, device=dev)
     last = torch.full(lead, math.inf, dtype=X.dtype, device=dev)
@@ -153,13 +178,14 @@ def wrapped_path_length(
                 if not bool(sel.any()):
                     continue
                 new, res = _apply_one(
-                    nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx, K == 1
+                    nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx, K == 1, cache[w]
                 )
                 nodes = new.where(sel, nodes)
                 res_i = torch.where(sel, res, res_i)
             results.append(res_i)
         nodes = before.where(done, nodes)
         length = path_length(nodes)
+        cache = [_remember(nodes, w, c, ~done) for w, c in enumerate(cache)]
         newly = (length - last).abs() < _TOL
         last = torch.where(done, last, length)
         done = done | newly
@@ -175,15 +201,37 @@ def wrapped_path_length(
     return length
 
 
+def _remember(nodes: _Nodes, w: int, cache, upd: Tensor):
+    """OpenSim caches a point's location in ground the first time a distance asks for it
+    (Point::getLocationInGround) and keeps it for the rest of the state's path
+    computation, while PathWrap::setLocation only changes the point's local location.
+    So the distances of a path with several wrap objects use each tangent point where it
+    was when first in the path at the end of an iteration; later iterations move only
+    what the wrap computations see. ``cache``: ``(C1, C2, has)``."""
+    C1, C2, has = cache
+    mine = nodes.valid & (nodes.wid == w)
+    N = mine.shape[-1]
+    k = torch.arange(N, device=mine.device)
+    i1 = torch.where(mine, k, N).min(-1).values.clamp(max=N - 1)
+    i2 = torch.where(mine, k, -1).max(-1).values.clamp(min=0)
+    new = mine.any(-1) & ~has & upd
+    P1 = _take(nodes.pos, i1.unsqueeze(-1)).squeeze(-2)
+    P2 = _take(nodes.pos, i2.unsqueeze(-1)).squeeze(-2)
+    m = new.unsqueeze(-1)
+    return torch.where(m, P1, C1), torch.where(m, P2, C2), has | new
+
+
 def _swapped(order: Tensor) -> Tensor:
     o = order.clone()
     o[..., 0], o[..., 1] = 1, 0
     return o
 
 
-def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx, single):
+def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx, single, cache):
     """One wrap object over the current path: remove its old points, pick the segment,
-    insert the new tangent points. Returns the new nodes and OpenSim's result code."""
+    insert the new tangent points. Returns the new nodes and OpenSim's result code.
+    The wrap sees the nodes' current locations (``pos``), the length change the cached
+    ones (``cpos``, see :func:`_remember`)."""
     nodes = nodes.compact(nodes.valid & (nodes.wid != w))
     lead = nodes.valid.shape[:-1]
     N = nodes.valid.shape[-1]
@@ -212,7 +260,8 @@ def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx
     R = R_GW.unsqueeze(-3)
     g1 = (R @ r1.unsqueeze(-1)).squeeze(-1) + p_GW.unsqueeze(-2)
     g2 = (R @ r2.unsqueeze(-1)).squeeze(-1) + p_GW.unsqueeze(-2)
-    change = (g1 - a).norm(dim=-1) + wlen + (b - g2).norm(dim=-1) - (b - a).norm(dim=-1)
+    ac, bc = nodes.cpos[..., :-1, :], nodes.cpos[..., 1:, :]
+    change = (g1 - ac).norm(dim=-1) + wlen + (bc - g2).norm(dim=-1) - (bc - ac).norm(dim=-1)
     mand = cand & (code == MANDATORY)
     wrapped = cand & (code == WRAPPED)
     first_m = torch.where(mand, j, N).min(-1).values
@@ -247,7 +296,12 @@ def _apply_one(nodes: _Nodes, w, obj, start, end, R_GW, p_GW, dims, active, kidx
     wl = torch.where(
         at2, WL.unsqueeze(-1), torch.where(at1, torch.zeros_like(moved.wlen), moved.wlen)
     )
+    C1, C2, has = cache
+    h = has.unsqueeze(-1)
+    CG1 = torch.where(h, C1, G1).unsqueeze(-2)
+    CG2 = torch.where(h, C2, G2).unsqueeze(-2)
+    cpos = torch.where(at1.unsqueeze(-1), CG1, torch.where(at2.unsqueeze(-1), CG2, moved.cpos))
     valid = at1 | at2 | moved.valid
     srcs = torch.where(at1 | at2, -1, moved.src)
-    inserted = _Nodes(pos, wid, wl, valid, srcs)
+    inserted = _Nodes(pos, cpos, wid, wl, valid, srcs)
     return inserted.where(ins, nodes), res
