@@ -1,5 +1,7 @@
 """All moment arms of gait2392 over the walk: diffbio vs OpenSim 4.6 (computeMomentArm),
-reported as a ratio. Run: .venv/bin/python benchmarks/bench_moment_arms.py [--frames N]"""
+reported as a ratio; also lengths, lengthening speeds and moment arms together
+(``muscle_geometry``, one kinematics pass). Run:
+.venv/bin/python benchmarks/bench_moment_arms.py [--frames N] [--threads N]"""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "opensim
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=20, help="walk frames timed (OpenSim is slow)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     import opensim as osim
 
     from diffbio.io._storage import read_storage
@@ -31,6 +35,14 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = moment_arms(model, q)
     t_ours = time.perf_counter() - t0
+    from diffbio.muscles._path_length import muscle_geometry
+
+    qd = torch.ones_like(q)
+    muscle_geometry(model, q[:2], qd[:2])
+    t0 = time.perf_counter()
+    geo = muscle_geometry(model, q, qd)
+    t_geo = time.perf_counter() - t0
+    assert torch.equal(geo[2], ours)
 
     osim.Logger.setLevelString("error")
     m = osim.Model(str(path))
@@ -54,6 +66,10 @@ def main() -> None:
         f"diffbio  {t_ours:8.3f} s   OpenSim {t_osim:8.3f} s   speed-up (OpenSim / diffbio) {t_osim / t_ours:6.1f}x"
     )
     print(f"max |diffbio - OpenSim| = {np.abs(ours.numpy() - ref).max() * 1e3:.2e} mm")
+    print(
+        f"diffbio lengths + speeds + moment arms (muscle_geometry) {t_geo:8.3f} s: "
+        f"{t_osim / t_geo:6.1f}x OpenSim's moment arms alone"
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """``diffbio so MODEL --motion MOT --loads XML [--actuators XML] [--reserves F] [--time T0 T1]
-[--lowpass HZ] [--passive] [--synergies K] [--device cpu|cuda] [--dtype D] --out DIR``.
+[--lowpass HZ] [--exponent P] [--passive] [--synergies K] [--device cpu|cuda] [--dtype D]
+--out DIR``.
 
-Static optimization as OpenSim's AnalyzeTool + StaticOptimization runs it (exponent 2,
-rigid-tendon force-length-velocity, 6 Hz coordinate filter by default), all frames as one
-batch. Writes ``<name>_StaticOptimization_activation.sto`` (muscle activations, actuator
+Static optimization as OpenSim's AnalyzeTool + StaticOptimization runs it (its
+``activation_exponent``, 2 by default, as ``--exponent``; rigid-tendon
+force-length-velocity, 6 Hz coordinate filter by default), all frames as one batch. Writes ``<name>_StaticOptimization_activation.sto`` (muscle activations, actuator
 controls) and ``<name>_StaticOptimization_force.sto`` (muscle and actuator forces) with
 OpenSim's column names, and prints reserve usage. ``--synergies K`` also factors the
 activations into K synergies and re-solves with ``a = W c`` (plus unbounded reserves on
@@ -39,6 +40,14 @@ def register(sub) -> None:
         default=6.0,
         metavar="HZ",
         help="coordinate low-pass cutoff (default 6; negative: none)",
+    )
+    p.add_argument(
+        "--exponent",
+        type=float,
+        default=2.0,
+        metavar="P",
+        help="activation exponent p > 1 of the cost sum |a|^p (OpenSim's activation_exponent; "
+        "default 2)",
     )
     p.add_argument("--passive", action="store_true", help="include passive muscle force")
     p.add_argument("--synergies", type=int, metavar="K", help="also synergy-constrained SO")
@@ -106,7 +115,7 @@ def run(args) -> int:
         progress=True,
     )
     frames = frames.to(dtype=dtype, device=args.device)
-    res = solve_static_optimization(frames, passive=args.passive)
+    res = solve_static_optimization(frames, passive=args.passive, exponent=args.exponent)
     bad = int((res.status != 0).sum())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

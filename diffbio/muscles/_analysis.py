@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from diffbio.model import Model
-from diffbio.muscles._path_length import moment_arms, muscle_names, muscle_tendon_lengths
+from diffbio.muscles._path_length import muscle_geometry, muscle_names
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,13 @@ def coordinates_from_motion(model: Model, storage, dtype=torch.float64) -> Tenso
 
 
 def muscle_analysis(model: Model, q: Tensor, time=None, *, chunk: int = 256) -> MuscleAnalysis:
-    """Lengths and moment arms of every muscle at every frame of ``q (T, Q)``."""
+    """Lengths and moment arms of every muscle at every frame of ``q (T, Q)`` (one
+    kinematics pass per chunk of frames; ``q`` is made consistent with the couplers)."""
     L, R = [], []
     for s in range(0, q.shape[0], chunk):
-        qc = q[s : s + chunk]
-        L.append(muscle_tendon_lengths(model, qc))
-        R.append(moment_arms(model, qc))
+        lengths, _, arms = muscle_geometry(model, q[s : s + chunk])
+        L.append(lengths)
+        R.append(arms)
     t = np.arange(q.shape[0], dtype=float) if time is None else np.asarray(time, dtype=float)
     return MuscleAnalysis(
         t, muscle_names(model), model.coordinate_names, torch.cat(L), torch.cat(R)

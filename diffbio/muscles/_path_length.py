@@ -15,6 +15,8 @@ mode nested in autograd).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torch.autograd import forward_ad as fwAD
@@ -143,8 +145,9 @@ def moment_arms(model: Model, q: Tensor, scales: Tensor | None = None) -> Tensor
     """
     _check(model, q, scales)
     paths = muscle_paths(model, q.dtype, q.device)
-    if all(not m.wraps for m in paths.muscles) and bool((paths.body >= 0).all()):
-        return _plain_moment_arms(model, paths, q, scales)
+    if not paths.has_wrapping:
+        qc = _coupled(model, q)
+        return _fold_moment_arms(model, qc, _plain_geometry(model, paths, qc, scales)[1])
     Q = model.num_coordinates
     dep = [model.coordinate_index(k.dependent) for k in model.couplers]
     eye = torch.eye(Q, dtype=q.dtype, device=q.device)
@@ -168,57 +171,48 @@ def moment_arms(model: Model, q: Tensor, scales: Tensor | None = None) -> Tensor
     return r
 
 
-def _plain_moment_arms(model: Model, paths, q: Tensor, scales: Tensor | None) -> Tensor:
-    """``-dl/dq`` of paths without wrap objects from the exact Jacobians of their points:
-    ``dl/dq = sum over segments u . (dX_next/dq - dX/dq)``, one kinematics pass instead of
-    one forward-mode pass per coordinate. Same conventions as :func:`moment_arms`."""
-    from diffbio.kinematics import fold_couplers, point_jacobian
+def _fold_moment_arms(model: Model, q: Tensor, dl: Tensor) -> Tensor:
+    """``r = -dl/dq`` with dependent coordinates folded into their independent ones and
+    their columns set to OpenSim's ``r_independent / f'(q_independent)``."""
+    from diffbio.kinematics import fold_couplers
 
-    lead = (
-        q.shape[:-1] if scales is None else torch.broadcast_shapes(q.shape[:-1], scales.shape[:-2])
-    )
-    q = q.expand(*lead, q.shape[-1])
-    q = _coupled(model, q)
-    loc = point_locations(paths, q, scales)
-    X, J = point_jacobian(model, q, paths.body, loc, scales)
-    if paths.moving:
-        # moving points: their location changes with a coordinate, in the body frame
-        dloc = torch.zeros(*loc.shape, q.shape[-1], dtype=q.dtype, device=q.device)
-        for k, ax, ci, fn in paths.moving:
-            slope = fn(q[..., ci], 1)
-            if scales is not None:
-                slope = slope * scales[..., paths.body[k], ax]
-            dloc[..., k, ax, ci] = dloc[..., k, ax, ci] + slope
-        R = forward_kinematics(model, q, scales).rotation[..., paths.body, :, :]
-        J = J + R @ dloc
-    J = fold_couplers(model, q, J)
-    key = ("muscle_plain_index", str(q.device))
-    if key not in model._cache:
-        model._cache[key] = _plain_index(paths, q.device)
-    _, idx = model._cache[key]
-    act = point_active(paths, q)
-    P = idx.shape[-1]
-    am = act[..., idx.clamp(min=0)] & (idx >= 0)
-    ar = torch.arange(P, device=q.device)
-    cm = torch.flip(torch.cummin(torch.flip(torch.where(am, ar, P), [-1]), -1).values, [-1])
-    nxt = torch.cat([cm[..., 1:], torch.full_like(cm[..., :1], P)], -1)
-    seg = am & (nxt < P)
-    safe = idx.clamp(min=0)
-    Xm, Jm = X[..., safe, :], J[..., safe, :, :]  # (..., M, P, 3[, Q])
-    take = nxt.clamp(max=P - 1)
-    Xn = torch.gather(Xm, -2, take.unsqueeze(-1).expand(*take.shape, 3))
-    Jn = torch.gather(Jm, -3, take[..., None, None].expand(*take.shape, *Jm.shape[-2:]))
-    d = torch.where(seg.unsqueeze(-1), Xn - Xm, torch.ones_like(Xm))
-    u = d / d.norm(dim=-1, keepdim=True)
-    dl = ((u.unsqueeze(-1) * (Jn - Jm)).sum(-2) * seg.unsqueeze(-1)).sum(-2)  # (..., M, Q)
-    r = -dl
-    if model.couplers:
-        cols = list(r.unbind(-1))
-        for k in model.couplers:
-            i, dcol = model.coordinate_index(k.independent), model.coordinate_index(k.dependent)
-            cols[dcol] = cols[i] / k.function(q[..., i], 1).unsqueeze(-1)
-        r = torch.stack(cols, -1)
-    return r
+    if not model.couplers:
+        return -dl
+    r = -fold_couplers(model, q, dl)
+    cols = list(r.unbind(-1))
+    for k in model.couplers:
+        i, dcol = model.coordinate_index(k.independent), model.coordinate_index(k.dependent)
+        cols[dcol] = cols[i] / k.function(q[..., i], 1).unsqueeze(-1)
+    return torch.stack(cols, -1)
+
+
+def muscle_geometry(
+    model: Model, q: Tensor, qd: Tensor | None = None, scales: Tensor | None = None
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Lengths, lengthening speeds and moment arms together (one kinematics pass when no
+    muscle wraps; otherwise the separate functions).
+
+    Args:
+        q: ``(..., Q) [rad or m]``, made consistent with the couplers first (as
+            :func:`moment_arms` does; a trial from :func:`diffbio.dynamics.load_trial` is).
+        qd: ``(..., Q)`` or None; scales: optional ``(..., NB, 3)``.
+    Returns:
+        ``lengths (..., M) [m]``, ``velocities (..., M) [m/s]`` (None without ``qd``) and
+        ``moment_arms (..., M, Q)``, equal to :func:`muscle_tendon_lengths`,
+        :func:`muscle_tendon_velocities` and :func:`moment_arms`.
+    """
+    _check(model, q, scales)
+    if qd is not None and qd.shape != q.shape:
+        raise ShapeError(f"qd must have the shape of q {tuple(q.shape)}; got {tuple(qd.shape)}")
+    paths = muscle_paths(model, q.dtype, q.device)
+    if paths.has_wrapping:
+        qc = _coupled(model, q)
+        v = None if qd is None else muscle_tendon_velocities(model, qc, qd, scales)
+        return muscle_tendon_lengths(model, qc, scales), v, moment_arms(model, q, scales)
+    qc = _coupled(model, q)
+    lengths, dl = _plain_geometry(model, paths, qc, scales)
+    v = None if qd is None else (dl * qd.unsqueeze(-2)).sum(-1)
+    return lengths, v, _fold_moment_arms(model, qc, dl)
 
 
 def muscle_tendon_velocities(
@@ -233,3 +227,199 @@ def muscle_tendon_velocities(
         lengths = muscle_tendon_lengths(model, dual, scales)
         dl = fwAD.unpack_dual(lengths).tangent
     return torch.zeros_like(lengths) if dl is None else dl
+
+
+# ------------------------------------------------------------------ one-pass Jacobian path
+@dataclass(frozen=True)
+class _PlainGeometryIndex:
+    """Model-derived constants of the one-pass geometry of unwrapped muscles (cached per
+    model, dtype and device)."""
+
+    idx: Tensor  # (M, P) point indices, -1 pad
+    slot_body: Tensor  # (M * P,) muscle * (NB + 1) + body of each slot (ground/pad: NB)
+    axis_flat: Tensor  # (A,) the coordinate-driven axes among the J * 6
+    axis_joint: Tensor  # (A,)
+    axis_rot: Tensor  # (A, 1) bool: rotation axis
+    anc_sel: Tensor  # (A, (NB + 1) * Q): axis moves the body's points, and its coordinate
+    mov_point: Tensor  # (V,) moving entries: point, axis (0-2), coordinate
+    mov_axis: Tensor
+    mov_coord: Tensor
+    mov_slot: Tensor  # (V,) slot ``muscle * P + position`` of the entry's point
+    mov_out: Tensor  # (V,) ``muscle * Q + coordinate``
+    mov_bank: object  # padded spline bank of the entries' spline functions (or None)
+    mov_other: tuple  # (entry, function) evaluated one by one
+
+
+def _plain_geometry_index(model: Model, paths: MusclePaths, dtype, device) -> _PlainGeometryIndex:
+    key = ("muscle_plain_geometry", dtype, str(device))
+    cached = model._cache.get(key)
+    if cached is not None:
+        return cached
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from diffbio.kinematics import kinematic_tree
+    from diffbio.kinematics._jacobian import _ancestors
+    from diffbio.model._functions import PiecewiseCubic
+
+    kw = {"dtype": dtype, "device": device}
+    lt = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
+    _, idx = _plain_index(paths, device)
+    M, P = idx.shape
+    NB, Q = model.num_bodies, model.num_coordinates
+    coord = kinematic_tree(model, dtype, device).coord.reshape(-1)
+    flat = torch.nonzero(coord >= 0).flatten()
+    joint = flat // 6
+    sel = torch.zeros(flat.numel(), Q, **kw)
+    sel[torch.arange(flat.numel(), device=device), coord[flat]] = 1.0
+    anc = _ancestors(model, device)[:, joint].to(dtype).transpose(0, 1)  # (A, NB)
+    anc = torch.cat([anc, torch.zeros_like(anc[:, :1])], 1)  # ground: no axis moves it
+    body = torch.where(paths.body.to(device) < 0, NB, paths.body.to(device))
+    sb = torch.where(idx >= 0, body[idx.clamp(min=0)], torch.full_like(idx, NB))
+    sb = sb + (NB + 1) * torch.arange(M, device=device).unsqueeze(-1)
+    mov = list(paths.moving)
+    slot = {int(k): (m * P + p) for m, row in enumerate(idx.tolist()) for p, k in enumerate(row)}
+    spl = [e for e, mv in enumerate(mov) if isinstance(mv[3], PiecewiseCubic)]
+    bank = None
+    if spl:
+        n = max(len(mov[e][3].x) for e in spl)
+        knots = np.full((len(spl), n), np.inf)
+        coef = np.zeros((len(spl), n, 4))
+        for s, e in enumerate(spl):
+            f = mov[e][3]
+            knots[s, : len(f.x)] = f.x
+            coef[s, : len(f.x)] = np.stack([f.y, f.b, f.c, f.d], -1) * f.scale
+        bank = SimpleNamespace(
+            entries=lt(spl),
+            spl_knots=torch.tensor(knots, **kw),
+            spl_coef=torch.tensor(coef, **kw),
+            spl_last=lt([len(mov[e][3].x) - 1 for e in spl]),
+        )
+    out = _PlainGeometryIndex(
+        idx=idx,
+        slot_body=sb.reshape(-1),
+        axis_flat=flat,
+        axis_joint=joint,
+        axis_rot=((flat % 6) < 3).unsqueeze(-1),
+        anc_sel=(anc.unsqueeze(-1) * sel.unsqueeze(-2)).reshape(flat.numel(), -1),
+        mov_point=lt([mv[0] for mv in mov]),
+        mov_axis=lt([mv[1] for mv in mov]),
+        mov_coord=lt([mv[2] for mv in mov]),
+        mov_slot=lt([slot[mv[0]] for mv in mov]),
+        mov_out=lt([(slot[mv[0]] // P) * Q + mv[2] for mv in mov]),
+        mov_bank=bank,
+        mov_other=tuple((e, mov[e][3]) for e in range(len(mov)) if e not in set(spl)),
+    )
+    model._cache[key] = out
+    return out
+
+
+def _moving_values(ix: _PlainGeometryIndex, q: Tensor) -> tuple[Tensor, Tensor]:
+    """Values and slopes ``(..., V)`` of the moving path points' functions at ``q``."""
+    from diffbio.kinematics._tree import _eval_splines
+
+    x = q[..., ix.mov_coord]
+    val = torch.zeros_like(x)
+    slope = torch.zeros_like(x)
+    b = ix.mov_bank
+    if b is not None:
+        xs = x[..., b.entries]
+        val = val.index_copy(-1, b.entries, _eval_splines(b, xs, 0))
+        slope = slope.index_copy(-1, b.entries, _eval_splines(b, xs, 1))
+    for e, fn in ix.mov_other:
+        e_t = torch.tensor([e], device=q.device)
+        val = val.index_copy(-1, e_t, fn(x[..., e]).unsqueeze(-1))
+        slope = slope.index_copy(-1, e_t, fn(x[..., e], 1).unsqueeze(-1))
+    return val, slope
+
+
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """``a x b`` over the last axis (elementwise ops: faster than ``linalg.cross`` here)."""
+    a0, a1, a2 = a.unbind(-1)
+    b0, b1, b2 = b.unbind(-1)
+    return torch.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], -1)
+
+
+def _plain_geometry(
+    model: Model, paths: MusclePaths, q: Tensor, scales: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Lengths ``(..., M) [m]`` and partial derivatives ``dl/dq (..., M, Q)`` (couplers not
+    folded) of muscles without wrap objects at ``q``, from one kinematics pass.
+
+    With ``w_k = u_in - u_out`` at each active point (the unit directions of the segments
+    ending and starting there), ``dl/dq = sum_k w_k . dx_k/dq``. A coordinate-driven joint
+    axis moves the points of the bodies below it by ``w x (x - o)`` (rotation about ``w``
+    through the joint centre ``o``) or ``t`` (translation), so ``w_k . dx_k/dv`` is the dot
+    product of ``(x_k x w_k, w_k)`` with the axis twist ``(w, o x w)`` or ``(0, t)``: the
+    points are summed per muscle and body first, then one small matrix product gives every
+    muscle's ``dl/dq``. A moving path point adds ``w_k . R_B[:, axis] f'(q)`` (scaled)."""
+    from diffbio.kinematics import axis_values, kinematic_tree
+    from diffbio.kinematics._fk import _forward
+
+    lead = (
+        q.shape[:-1] if scales is None else torch.broadcast_shapes(q.shape[:-1], scales.shape[:-2])
+    )
+    q = q.expand(*lead, q.shape[-1])
+    ix = _plain_geometry_index(model, paths, q.dtype, q.device)
+    NB, Q = model.num_bodies, model.num_coordinates
+    loc = paths.location.expand(*lead, -1, 3)
+    s_ext = None
+    if scales is not None:
+        s_ext = torch.cat([scales, torch.ones_like(scales[..., :1, :])], -2).expand(*lead, -1, 3)
+    V = ix.mov_point.numel()
+    if V:
+        val, slope = _moving_values(ix, q)
+        flat_k = ix.mov_point * 3 + ix.mov_axis
+        loc = loc.reshape(*lead, -1).index_copy(-1, flat_k, val).reshape(*lead, -1, 3)
+    if s_ext is not None:
+        loc = loc * s_ext[..., paths.body, :]
+    poses, axes_G = _forward(model, q, scales, with_axes=True)
+    Rg, pg = poses_with_ground(poses.rotation, poses.translation)
+    X = pg[..., paths.body, :] + (Rg[..., paths.body, :, :] @ loc.unsqueeze(-1)).squeeze(-1)
+    # segments between consecutive active points
+    idx = ix.idx
+    M, Pn = idx.shape
+    safe = idx.clamp(min=0)
+    am = point_active(paths, q)[..., safe] & (idx >= 0)
+    ar = torch.arange(Pn, device=q.device)
+    cm = torch.flip(torch.cummin(torch.flip(torch.where(am, ar, Pn), [-1]), -1).values, [-1])
+    nxt = torch.cat([cm[..., 1:], torch.full_like(cm[..., :1], Pn)], -1)
+    seg = am & (nxt < Pn)
+    take = nxt.clamp(max=Pn - 1).unsqueeze(-1).expand(*nxt.shape, 3)
+    Xc = X[..., safe, :]  # (..., M, P, 3)
+    d = torch.where(seg.unsqueeze(-1), torch.gather(Xc, -2, take) - Xc, torch.ones_like(Xc))
+    dist = d.norm(dim=-1, keepdim=True)
+    segf = seg.to(q.dtype).unsqueeze(-1)
+    lengths = (dist * segf).sum((-2, -1))
+    u_out = (d / dist) * segf
+    w = torch.zeros_like(u_out).scatter_add_(-2, take, u_out) - u_out  # (..., M, P, 3)
+    f = torch.cat([_cross(Xc, w), w], -1).reshape(-1, 6)  # (N * M * P, 6), N = prod(lead)
+    nl = f.shape[0] // (M * Pn)
+    rows = torch.arange(nl, device=q.device).unsqueeze(-1) * (M * (NB + 1)) + ix.slot_body
+    F = torch.zeros(nl * M * (NB + 1), 6, dtype=q.dtype, device=q.device)
+    F = F.index_add_(0, rows.reshape(-1), f).reshape(*lead, M, (NB + 1) * 6)
+    # per body, the twists of the axes that move it, times dv/dq: (..., (NB+1)*6, Q)
+    ax = axes_G.flatten(-3, -2)[..., ix.axis_flat, :]  # (..., A, 3)
+    o = poses.joint_centers[..., ix.axis_joint, :]
+    xi = torch.cat(
+        [
+            torch.where(ix.axis_rot, ax, torch.zeros_like(ax)),
+            torch.where(ix.axis_rot, _cross(o, ax), ax),
+        ],
+        -1,
+    )
+    tree = kinematic_tree(model, q.dtype, q.device)
+    dv = axis_values(tree, q, order=1).flatten(-2)[..., ix.axis_flat]  # (..., A)
+    G = (xi * dv.unsqueeze(-1)).transpose(-1, -2) @ ix.anc_sel  # (..., 6, (NB+1)*Q)
+    G = G.reshape(*lead, 6, NB + 1, Q).transpose(-3, -2).reshape(*lead, (NB + 1) * 6, Q)
+    dl = F @ G  # (..., M, Q)
+    if V:
+        bidx = paths.body[ix.mov_point]
+        cols = Rg.transpose(-1, -2)[..., bidx, ix.mov_axis, :]  # (..., V, 3)
+        if s_ext is not None:
+            slope = slope * s_ext[..., bidx, ix.mov_axis]
+        wv = w.reshape(*lead, M * Pn, 3)[..., ix.mov_slot, :]
+        dlm = (wv * cols).sum(-1) * slope  # (..., V)
+        dl = dl.reshape(*lead, M * Q).index_add(-1, ix.mov_out, dlm).reshape(*lead, M, Q)
+    return lengths, dl

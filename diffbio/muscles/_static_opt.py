@@ -1,17 +1,25 @@
 """Static optimization: muscle activations and actuator controls that produce the inverse-
 dynamics generalized forces, frame by frame, as one batch of QPs.
 
-Per frame (OpenSim's StaticOptimization with ``activation_exponent = 2``)::
+Per frame (OpenSim's StaticOptimization; ``p`` is its ``activation_exponent``)::
 
-    min  sum_i w_i a_i^2 + sum_k v_k c_k^2
+    min  sum_i w_i |a_i|^p + sum_k v_k |c_k|^p
     s.t. sum_i r_ij (a_i F_i^act + F_i^pas) + sum_k S_jk c_k = tau_j   (kept coordinates j)
          a_min <= a <= a_max,  c_min <= c <= c_max
 
 ``F^act`` is the rigid-tendon active force per unit activation at the frame's fiber length
 and velocity (force-length-velocity, pennation), ``F^pas`` the passive force (OpenSim's SO
 leaves it out: ``passive=False``), ``r`` the moment arms and ``S`` the actuators' generalized
-forces per unit control. Solved with :func:`diffbio.solvers.solve_qp`, so activations are
-differentiable w.r.t. every input (tau, moment arms, forces, weights, bounds).
+forces per unit control. ``p = 2`` is one batched QP (:func:`diffbio.solvers.solve_qp`).
+Any other ``p > 1`` is solved by sequential quadratic programming: Newton's method on the
+separable convex objective, each step one batched QP with the same constraints and the
+diagonal Hessian ``p (p - 1) w |x|^(p-2)``, a backtracking line search on the exact
+objective (every iterate stays feasible: the start is the ``p = 2`` solution), until the
+step is below a tight tolerance. The result is the solution of one last QP at the converged
+point, whose implicit (KKT) derivative is the exact derivative of the ``p``-problem there:
+activations are differentiable w.r.t. every input (tau, moment arms, forces, weights,
+bounds) for every ``p`` (exact except where a variable off its bounds sits at ``x = 0``,
+where the curvature of ``|x|^p`` is 0 or infinite and is bounded for the solve).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import torch
 from torch import Tensor
 
 from diffbio._errors import DiffbioError, ShapeError
-from diffbio.solvers import QPOptions, solve_qp
+from diffbio.solvers import QPOptions, QPStatus, solve_qp
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ def static_optimization(
     keep: Tensor | None = None,
     exponent: float = 2.0,
     options: QPOptions | None = None,
+    newton_tol: float | None = None,
+    max_newton: int = 50,
 ) -> StaticOptimizationResult:
     """Solve static optimization for a batch of frames (one QP per frame).
 
@@ -100,17 +110,23 @@ def static_optimization(
         keep: (Q,) bool, the coordinates whose equation is enforced; default
             :func:`kept_coordinates` (those some muscle or actuator acts on). Locked or
             coupled coordinates should be dropped by the caller, as OpenSim drops them.
-        exponent: only 2 (the QP) is supported.
-        options: :class:`~diffbio.solvers.QPOptions`.
+        exponent: ``p > 1``, applied to activations and controls alike (OpenSim's
+            ``activation_exponent``); 2 is one QP, others sequential QP (module docstring).
+        options: :class:`~diffbio.solvers.QPOptions` (of every QP).
+        newton_tol: ``p != 2``: stop when the Newton step's max-norm is below
+            ``newton_tol * (1 + |x|_max)`` (default 1e-11 in float64, 1e-5 in float32).
+        max_newton: ``p != 2``: most Newton steps; frames not converged by then get
+            status ``MAX_ITER`` (and NaN).
 
     Returns:
         :class:`StaticOptimizationResult`; frames whose QP is not solved hold NaN.
 
     Dtype and device follow ``tau``.
     """
-    if exponent != 2.0:
+    exponent = float(exponent)
+    if not exponent > 1.0 or exponent == float("inf"):
         raise DiffbioError(
-            f"static optimization: activation exponent {exponent:g} unsupported (only 2)"
+            f"static optimization: activation exponent {exponent:g} unsupported (need 1 < p < inf)"
         )
     Q = tau.shape[-1]
     if moment_arms.shape[-1] != Q or moment_arms.dim() < 2:
@@ -140,12 +156,17 @@ def static_optimization(
     A_k, b_k = A[..., idx, :], b.expand(*lead, Q)[..., idx]
     w = _as(weights, tau, (M,))
     v = _as(actuator_weights, tau, (NA,))
-    P = 2.0 * torch.cat([w.expand(M), v.expand(NA)])
+    wv = torch.cat([w.expand(M), v.expand(NA)])
     lo = torch.cat([_as(a_min, tau, (M,)).expand(M), _as(control_min, tau, (NA,)).expand(NA)])
     hi = torch.cat([_as(a_max, tau, (M,)).expand(M), _as(control_max, tau, (NA,)).expand(NA)])
     q0 = torch.zeros(*lead, M + NA, dtype=dt, device=dev)
-    sol = solve_qp(P, q0, A_k, b_k, lo, hi, diagonal=True, options=options)
-    x = sol.x
+    sol = solve_qp(2.0 * wv, q0, A_k, b_k, lo, hi, diagonal=True, options=options)
+    x, status = sol.x, sol.status
+    if exponent != 2.0:
+        warm = (sol.z_lower.detach() > 0, sol.z_upper.detach() > 0)
+        x, status = _power_sqp(
+            wv, A_k, b_k, lo, hi, x, status, warm, exponent, options, newton_tol, max_newton
+        )
     a, c = x[..., :M], x[..., M:]
     Fm = a * F_active_per_a.to(dt)
     if F_passive is not None:
@@ -158,5 +179,81 @@ def static_optimization(
         muscle_forces=Fm,
         actuator_forces=c * _as(actuator_optimal_force, tau, (NA,)),
         moment_residual=residual,
-        status=sol.status,
+        status=status,
     )
+
+
+def _power_terms(w: Tensor, x: Tensor, p: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Objective ``sum w |x|^p (...)``, gradient and Hessian diagonal ``(..., n)``; the
+    Hessian is bounded away from 0 (p > 2) and infinity (p < 2) at ``x = 0``."""
+    ax = x.abs()
+    tiny = torch.finfo(x.dtype).eps ** 0.5
+    f = (w * ax.pow(p)).sum(-1)
+    g = p * w * ax.pow(p - 1.0) * torch.sign(x)
+    h = p * (p - 1.0) * w * ax.clamp(min=tiny).pow(p - 2.0)
+    return f, g, h
+
+
+def _power_sqp(wv, A, b, lo, hi, x0, status0, warm, p, options, tol, max_newton):
+    """Sequential QP for ``min sum wv |x|^p`` over the static-optimization constraints,
+    started at the (feasible) ``p = 2`` solution ``x0 (..., n)`` and its active bounds
+    ``warm``; every QP is warm-started from the previous active set (a few exact KKT solves
+    each). Returns ``x`` and status (the last QP's, MAX_ITER where Newton did not converge).
+
+    For ``p < 2`` the curvature grows towards ``x = 0``, where Newton steps overshoot and
+    oscillate; a variable whose step crossed zero is modelled from then on by the quadratic
+    majorizer of ``|x|^p`` (curvature ``p w |x|^(p-2)``, ``1 / (p - 1)`` times Newton's):
+    monotone, linear convergence for those variables."""
+    lead = x0.shape[:-1]
+    n, m = x0.shape[-1], A.shape[-2]
+    A = A.expand(*lead, m, n)
+    b = b.expand(*lead, m)
+    if tol is None:
+        tol = 1e-11 if x0.dtype == torch.float64 else 1e-5
+    ok = status0 == int(QPStatus.SOLVED)
+    with torch.no_grad():
+        wd, Af, bf = wv.detach(), A.detach().reshape(-1, m, n), b.detach().reshape(-1, m)
+        lod, hid = lo.detach(), hi.detach()
+        x = torch.where(ok.unsqueeze(-1), x0.detach(), torch.zeros_like(x0)).reshape(-1, n)
+        todo = torch.nonzero(ok.reshape(-1)).flatten()
+        conv = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        major = torch.zeros_like(x, dtype=torch.bool)
+        wl, wu = (t.expand(*lead, n).reshape(-1, n).clone() for t in warm)
+        alphas = 0.5 ** torch.arange(12, dtype=x.dtype, device=x.device)
+        for _ in range(max_newton):
+            if todo.numel() == 0:
+                break
+            xt = x[todo]
+            f, g, h = _power_terms(wd, xt, p)
+            if p < 2.0:
+                h = torch.where(major[todo], h / (p - 1.0), h)
+            sol = solve_qp(h, g - h * xt, Af[todo], bf[todo], lod, hid, diagonal=True,
+                           options=options, warm_start=(wl[todo], wu[todo]))  # fmt: skip
+            good = sol.status == int(QPStatus.SOLVED)
+            wl[todo], wu[todo] = sol.z_lower > 0, sol.z_upper > 0
+            d = torch.where(good.unsqueeze(-1), sol.x - xt, torch.zeros_like(xt))
+            slope = (g * d).sum(-1)  # < 0: a descent direction on the feasible set
+            trial = xt + alphas[:, None, None] * d
+            ft = _power_terms(wd, trial, p)[0]  # (J, B)
+            fine = ft <= f + 1e-4 * alphas[:, None] * slope + 16 * torch.finfo(f.dtype).eps * f
+            first = torch.where(fine.any(0), fine.to(torch.int8).argmax(0), alphas.numel() - 1)
+            xn = xt + alphas[first].unsqueeze(-1) * d
+            if p < 2.0:
+                major[todo] |= (xt * (xt + d)) < 0
+            x[todo] = xn
+            small = d.abs().amax(-1) <= tol * (1.0 + xt.abs().amax(-1))
+            conv[todo[small & good]] = True
+            todo = todo[~small & good]
+    conv = conv.reshape(lead)
+    # the last QP at the converged point, differentiable (x_bar held fixed: the implicit
+    # derivative of its KKT system is that of the p-problem when x_bar is the solution)
+    xb = x.reshape(*lead, n)
+    _, g, h = _power_terms(wv, xb, p)
+    warm = (wl.reshape(*lead, n), wu.reshape(*lead, n))
+    sol = solve_qp(h, g - h * xb, A, b, lo, hi, diagonal=True, options=options, warm_start=warm)
+    status = torch.where(conv, sol.status, torch.full_like(sol.status, int(QPStatus.MAX_ITER)))
+    status = torch.where(ok, status, status0)
+    xs = sol.x
+    if options is None or options.nan_on_failure:
+        xs = xs.masked_fill((status != int(QPStatus.SOLVED)).unsqueeze(-1), torch.nan)
+    return xs, status

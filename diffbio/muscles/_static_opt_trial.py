@@ -11,6 +11,7 @@ asked for, and the model's and the given actuators as extra unknowns.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,12 +29,8 @@ from diffbio.muscles._actuators import (
 )
 from diffbio.muscles._hill import rigid_tendon_force
 from diffbio.muscles._params import MuscleCurves, MuscleParameters, muscle_parameters_from_osim
-from diffbio.muscles._path_length import (
-    moment_arms,
-    muscle_names,
-    muscle_tendon_lengths,
-    muscle_tendon_velocities,
-)
+from diffbio.muscles._path import muscle_paths
+from diffbio.muscles._path_length import muscle_geometry, muscle_names
 from diffbio.muscles._static_opt import StaticOptimizationResult, static_optimization
 from diffbio.solvers import QPOptions
 
@@ -97,8 +94,11 @@ def muscle_states(
 ):
     """Moment arms ``(..., M, Q)``, active force per activation ``(..., M)`` and passive
     force ``(..., M)`` of the rigid-tendon muscles at ``q, qd (..., T, Q)``, in chunks of
-    frames along the last leading axis (memory)."""
+    frames along the last leading axis (memory: ``chunk`` frames where muscles wrap, whose
+    moment arms take one forward-mode pass per coordinate; at least 256 otherwise)."""
     T = q.shape[-2]
+    if not muscle_paths(model, q.dtype, q.device).has_wrapping:
+        chunk = max(chunk, 256)
     R, Fa, Fp = [], [], []
     fva = 1.0 if params.curves is MuscleCurves.THELEN_2003 else None
     it = range(0, T, chunk)
@@ -108,10 +108,9 @@ def muscle_states(
         it = tqdm(it, desc="muscle geometry", unit="chunk", leave=False)
     for s in it:
         qc, qdc = q[..., s : s + chunk, :], qd[..., s : s + chunk, :]
-        lmt = muscle_tendon_lengths(model, qc)
-        vmt = muscle_tendon_velocities(model, qc, qdc)
+        lmt, vmt, r = muscle_geometry(model, qc, qdc)
         f = rigid_tendon_force(torch.ones_like(lmt), lmt, vmt, params, fv_activation=fva)
-        R.append(moment_arms(model, qc))
+        R.append(r)
         Fa.append(f.F_active_per_a)
         Fp.append(f.F_passive)
     return torch.cat(R, -3), torch.cat(Fa, -2), torch.cat(Fp, -2)
@@ -182,11 +181,13 @@ def solve_static_optimization(
     passive: bool = False,
     weights: Tensor | float = 1.0,
     actuator_weights: Tensor | float = 1.0,
+    exponent: float = 2.0,
     options: QPOptions | None = None,
     chunk: int | None = None,
 ) -> StaticOptimizationResult:
     """Static optimization of every frame of ``frames`` as one batch (differentiable w.r.t.
-    the frames' tensors and the weights); ``passive`` includes the muscles' passive force."""
+    the frames' tensors and the weights); ``passive`` includes the muscles' passive force;
+    ``exponent`` is OpenSim's ``activation_exponent`` (see :func:`static_optimization`)."""
     acts = frames.actuators
     dt = frames.tau.dtype
     dev = frames.tau.device
@@ -209,8 +210,39 @@ def solve_static_optimization(
         control_max=t([a.max_control for a in acts]),
         actuator_optimal_force=t([a.optimal_force for a in acts]),
         keep=frames.keep,
+        exponent=exponent,
         options=opts,
     )
+
+
+_MODEL_CACHE: OrderedDict = OrderedDict()
+_MODEL_CACHE_SIZE = 4
+
+
+def _model_inputs(path: Path):
+    """The model, its muscle parameters, activation bounds and own actuators read from an
+    ``.osim`` (parsed once per file version: cached on its resolved path, size and
+    modification time; every item is immutable)."""
+    from diffbio.model import load_osim
+
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    hit = _MODEL_CACHE.get(key) if key is not None else None
+    if hit is not None:
+        _MODEL_CACHE.move_to_end(key)
+        return hit
+    model = load_osim(path)
+    params = muscle_parameters_from_osim(path, muscle_names(model))
+    lo, hi = muscle_control_bounds(path, params.names)
+    out = (model, params, lo, hi, tuple(read_actuators(path)))
+    if key is not None:
+        _MODEL_CACHE[key] = out
+        while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
+    return out
 
 
 def load_static_optimization_trial(
@@ -234,17 +266,15 @@ def load_static_optimization_trial(
     Coordinate/Point/Torque actuators are always included first, as OpenSim includes them.
     """
     from diffbio.dynamics import load_trial
-    from diffbio.model import load_osim
 
-    model = load_osim(Path(model_path))
+    model, params, lo, hi, model_acts = _model_inputs(Path(model_path))
+    lo, hi = lo.clone(), hi.clone()
     trial = load_trial(
         model, motion_path, loads_path, time_range=time_range, lowpass_hz=lowpass_hz,
         dtype=dtype, device=device,
     )  # fmt: skip
     t, loads, qt, qdt, qddt = trial.time, trial.loads, trial.q, trial.qd, trial.qdd
-    params = muscle_parameters_from_osim(model_path, muscle_names(model))
-    lo, hi = muscle_control_bounds(model_path, params.names)
-    acts = list(read_actuators(model_path))
+    acts = list(model_acts)
     if isinstance(actuators, (str, Path)):
         acts += list(read_actuators(actuators))
     elif actuators is not None:

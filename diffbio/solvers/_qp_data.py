@@ -73,9 +73,13 @@ class QPData:
         return (y.unsqueeze(-2) @ self.A).squeeze(-2)
 
     def Gmv(self, v: torch.Tensor) -> torch.Tensor:
+        if self.G.shape[-2] == 0:
+            return v.new_zeros(*v.shape[:-1], 0)
         return (self.G @ v.unsqueeze(-1)).squeeze(-1)
 
     def Gtv(self, z: torch.Tensor) -> torch.Tensor:
+        if self.G.shape[-2] == 0:
+            return z.new_zeros(*z.shape[:-1], self.G.shape[-1])
         return (z.unsqueeze(-2) @ self.G).squeeze(-2)
 
     def dense_P(self) -> torch.Tensor:

@@ -129,7 +129,7 @@ def _residuals(d: QPData, st: _State):
         ],
         -1,
     ).amax(-1)
-    return rd, rp, rl, ru, rg, pres, pscale, dres, dscale
+    return rd, rp, rl, ru, rg, pres, pscale, dres, dscale, (Px, Ax, Aty, Gtz, Gx)
 
 
 def _comp(d: QPData, st: _State, n_ineq: torch.Tensor) -> torch.Tensor:
@@ -137,23 +137,29 @@ def _comp(d: QPData, st: _State, n_ineq: torch.Tensor) -> torch.Tensor:
     return tot / n_ineq
 
 
-def _primal_infeasible(d: QPData, y, zl, zu, zg, eps: float) -> torch.Tensor:
-    """Farkas: A'y - z_l + z_u + G'z_g = 0 and b'y - l'z_l + u'z_u + h'z_g < 0, z >= 0."""
+def _primal_infeasible(d: QPData, y, zl, zu, zg, eps: float, Aty=None, Gtz=None) -> torch.Tensor:
+    """Farkas: A'y - z_l + z_u + G'z_g = 0 and b'y - l'z_l + u'z_u + h'z_g < 0, z >= 0.
+    ``Aty``, ``Gtz``: the products ``A'y`` and ``G' max(z_g, 0)`` where already known."""
     zl, zu = zl.clamp(min=0) * d.fl, zu.clamp(min=0) * d.fu
     zg = zg.clamp(min=0)
     nz = torch.stack([inf_norm(y), inf_norm(zl), inf_norm(zu), inf_norm(zg)], -1).amax(-1)
     nz = nz.clamp(min=torch.finfo(y.dtype).tiny)
-    res = inf_norm(d.Atv(y) - zl + zu + d.Gtv(zg))
+    Aty = d.Atv(y) if Aty is None else Aty
+    Gtz = d.Gtv(zg) if Gtz is None else Gtz
+    res = inf_norm(Aty - zl + zu + Gtz)
     val = (d.b * y).sum(-1) - (d.l0 * zl).sum(-1) + (d.u0 * zu).sum(-1) + (d.h * zg).sum(-1)
     return (res <= eps * nz) & (val < -eps * nz)
 
 
-def _dual_infeasible(d: QPData, v: torch.Tensor, eps: float) -> torch.Tensor:
-    """Improving ray: Pv = 0, Av = 0, q'v < 0, v >= 0 where l finite, v <= 0 where u finite."""
-    nv = inf_norm(v).clamp(min=torch.finfo(v.dtype).tiny)
-    v = v / nv.unsqueeze(-1)
-    ok = inf_norm(d.Pmv(v)) <= eps
-    ok &= inf_norm(d.Amv(v)) <= eps
+def _dual_infeasible(d: QPData, v: torch.Tensor, eps: float, Pv=None, Av=None) -> torch.Tensor:
+    """Improving ray: Pv = 0, Av = 0, q'v < 0, v >= 0 where l finite, v <= 0 where u finite.
+    ``Pv``, ``Av``: the products with the unnormalized ``v`` where already known."""
+    nv = inf_norm(v).clamp(min=torch.finfo(v.dtype).tiny).unsqueeze(-1)
+    Pv = d.Pmv(v) if Pv is None else Pv
+    Av = d.Amv(v) if Av is None else Av
+    v = v / nv
+    ok = inf_norm(Pv / nv) <= eps
+    ok &= inf_norm(Av / nv) <= eps
     ok &= (d.q * v).sum(-1) < -eps
     ok &= ((-v * d.fl).amax(-1) <= eps) & ((v * d.fu).amax(-1) <= eps)
     if d.p > 0:
@@ -232,13 +238,15 @@ def ipm_solve(d: QPData, opts: QPOptions) -> dict[str, torch.Tensor]:
     for it in range(opts.max_iter + 1):
         if idx.numel() == 0:
             break
-        rd, rp, rl, ru, rg, pres, pscale, dres, dscale = _residuals(dw, st)
+        rd, rp, rl, ru, rg, pres, pscale, dres, dscale, prods = _residuals(dw, st)
+        Px, Ax, Aty, _, _ = prods
         mu = _comp(dw, st, n_ineq)
-        obj = 0.5 * (st.x * dw.Pmv(st.x)).sum(-1) + (dw.q * st.x).sum(-1)
+        obj = 0.5 * (st.x * Px).sum(-1) + (dw.q * st.x).sum(-1)
         converged = (pres <= eps_abs + eps_rel * pscale) & (dres <= eps_abs + eps_rel * dscale)
         converged &= mu * n_ineq <= eps_abs + eps_rel * (1.0 + obj.abs())
-        pinf = _primal_infeasible(dw, st.y, st.zl, st.zu, st.zg, eps_inf) & ~converged
-        dinf = _dual_infeasible(dw, st.x, eps_inf) & ~converged & ~pinf
+        pinf = _primal_infeasible(dw, st.y, st.zl, st.zu, st.zg, eps_inf, Aty=Aty)
+        pinf &= ~converged
+        dinf = _dual_infeasible(dw, st.x, eps_inf, Pv=Px, Av=Ax) & ~converged & ~pinf
         nonfinite = ~torch.isfinite(pres + dres + mu + obj)
         done = converged | pinf | dinf | nonfinite
         if bool(done.any()):
@@ -249,7 +257,7 @@ def ipm_solve(d: QPData, opts: QPOptions) -> dict[str, torch.Tensor]:
             finish(done, code, it, pres, dres)
             if idx.numel() == 0:
                 break
-            rd, rp, rl, ru, rg, pres, pscale, dres, dscale = _residuals(dw, st)
+            rd, rp, rl, ru, rg, pres, pscale, dres, dscale, _ = _residuals(dw, st)
             mu = _comp(dw, st, n_ineq)
         if it == opts.max_iter:
             finish(torch.ones_like(idx, dtype=torch.bool), QPStatus.MAX_ITER, it, pres, dres)

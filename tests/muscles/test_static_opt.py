@@ -173,5 +173,6 @@ def test_errors():
         static_optimization(tau, R[..., :2], Fa)
     with pytest.raises(ShapeError):
         static_optimization(tau, R, Fa[..., :3])
-    with pytest.raises(DiffbioError, match="exponent"):
-        static_optimization(tau, R, Fa, exponent=3.0)
+    for p in (1.0, 0.5, float("inf")):
+        with pytest.raises(DiffbioError, match="exponent"):
+            static_optimization(tau, R, Fa, exponent=p)
