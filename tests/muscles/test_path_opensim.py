@@ -81,10 +81,11 @@ def test_lengths_and_moment_arms_match_opensim(folder, file, walk):
     arms = moment_arms(model, q).numpy()
     assert lengths.shape == (q.shape[0], len(names))
     assert arms.shape == (q.shape[0], len(names), model.num_coordinates)
-    assert np.abs(lengths - L).max() < 1e-5  # 0.01 mm
+    # the issue asks for 0.01 mm; both agree to round-off (measured ~4e-16 m and ~3e-15 m)
+    assert np.abs(lengths - L).max() < 1e-9
     err = np.abs(arms - R)
     worst = np.unravel_index(err.argmax(), err.shape)
-    assert err.max() < 1e-5, (names[worst[1]], model.coordinate_names[worst[2]], err.max())
+    assert err.max() < 1e-9, (names[worst[1]], model.coordinate_names[worst[2]], err.max())
 
 
 def test_lengthening_speed_matches_opensim():
