@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from diffbio._errors import DiffbioError, ShapeError
+from diffbio._shapes import broadcast_shapes
 from diffbio.dynamics._inertial import BodyInertial
 from diffbio.dynamics._refine_sparse import sparse_solve
 from diffbio.dynamics._residuals import root_residuals
@@ -213,8 +214,8 @@ def refine_ground_reactions(
 
     if contact is None:
         contact = (force.detach() @ n) > opts.contact_threshold
-    lead = torch.broadcast_shapes(force.shape[:-3], point.shape[:-3], torque.shape[:-3])
-    lead = torch.broadcast_shapes(lead, f_req.shape[:-2], contact.shape[:-2])
+    lead = broadcast_shapes(force.shape[:-3], point.shape[:-3], torque.shape[:-3])
+    lead = broadcast_shapes(lead, f_req.shape[:-2], contact.shape[:-2])
     B = int(np.prod(lead)) if len(lead) else 1
 
     def flat(t, core):

@@ -29,6 +29,7 @@ import warp as wp
 from torch import Tensor
 
 from diffbio._errors import DiffbioError
+from diffbio._shapes import broadcast_shapes
 from diffbio.dynamics._inertial import BodyInertial
 from diffbio.dynamics._rnea import (
     BodyWrenches,
@@ -378,10 +379,10 @@ def _warp_id(model, q, qd, qdd, loads, scales, inertial, gravity) -> Tensor:
         ext_m, ext_f = zero, zero
     else:
         ext_m, ext_f = loads.moment_about_origin(), loads.force
-    lead = torch.broadcast_shapes(
+    lead = broadcast_shapes(
         q.shape[:-1], qd.shape[:-1], qdd.shape[:-1], p_FM.shape[:-2], ext_m.shape[:-2]
     )
-    lead = torch.broadcast_shapes(lead, ip.mass.shape[:-1], ip.com.shape[:-2])
+    lead = broadcast_shapes(lead, ip.mass.shape[:-1], ip.com.shape[:-2])
     J, nb, Q = tree.parent.shape[0], model.num_bodies, model.num_coordinates
     full = {
         "R_FM": (R_FM, 3),

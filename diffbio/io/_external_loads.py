@@ -92,34 +92,46 @@ class ExternalLoads:
         """
         te = np.asarray(times, dtype=np.float64)
         T = self.time.shape[0]
-
-        def interp(a: np.ndarray | None) -> np.ndarray | None:
-            if a is None:
-                return None
-            if T >= 4:
-                return spline_evaluate(self.time, a, te, 0, degree=3)
-            if T == 1:
-                return np.repeat(a, te.shape[0], axis=0)
-            return np.stack([np.interp(te, self.time, a[:, k]) for k in range(3)], axis=1)
-
-        return tuple(
-            ExternalForce(
-                f.name,
-                f.applied_to_body,
-                f.force_expressed_in_body,
-                f.point_expressed_in_body,
-                f.force_identifier,
-                f.point_identifier,
-                f.torque_identifier,
-                interp(f.force),
-                interp(f.point),
-                interp(f.torque),
-                f.columns,
-                f.enabled,
-                f.data_source_name,
+        names = ("force", "point", "torque")
+        arrays = [a for f in self.forces for a in (getattr(f, w) for w in names) if a is not None]
+        if not arrays:
+            return tuple(self.forces)
+        # All columns in one evaluation: the spline system is solved once for all of them.
+        a = np.concatenate([np.asarray(v, dtype=np.float64).reshape(T, 3) for v in arrays], 1)
+        if T >= 4:
+            res = spline_evaluate(self.time, a, te, 0, degree=3)
+        elif T == 1:
+            res = np.repeat(a, te.shape[0], axis=0)
+        else:
+            res = np.stack([np.interp(te, self.time, a[:, k]) for k in range(a.shape[1])], 1)
+        out = []
+        col = 0
+        for f in self.forces:
+            got = {}
+            for w in names:
+                if getattr(f, w) is None:
+                    got[w] = None
+                else:
+                    got[w] = res[:, col : col + 3].copy()
+                    col += 3
+            out.append(
+                ExternalForce(
+                    f.name,
+                    f.applied_to_body,
+                    f.force_expressed_in_body,
+                    f.point_expressed_in_body,
+                    f.force_identifier,
+                    f.point_identifier,
+                    f.torque_identifier,
+                    got["force"],
+                    got["point"],
+                    got["torque"],
+                    f.columns,
+                    f.enabled,
+                    f.data_source_name,
+                )
             )
-            for f in self.forces
-        )
+        return tuple(out)
 
 
 def _text(el: ET.Element, tag: str, default: str = "") -> str:

@@ -26,11 +26,10 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
-import scipy.signal
 import torch
 
 from diffbio._errors import ShapeError
-from diffbio.io._spline import spline_operator, time_matmul
+from diffbio.io._spline import spline_evaluate, time_matmul
 
 __all__ = [
     "opensim_pad",
@@ -87,20 +86,19 @@ def _iir_coefficients(T: float, fc: float) -> tuple[tuple[float, ...], tuple[flo
 
 def _iir_pass(sig: np.ndarray, a, b) -> np.ndarray:
     """One pass of OpenSim's recursion along axis 0: ``out[:3] = sig[:3]`` and, for
-    ``i >= 3``, ``out[i] = sum_k a_k sig[i-k] - sum_{k>=1} b_k out[i-k]`` (run by
-    ``scipy.signal.lfilter`` with the state those first three samples imply)."""
+    ``i >= 3``, ``out[i] = sum_k a_k sig[i-k] - sum_{k>=1} b_k out[i-k]`` (OpenSim's
+    direct form; the feed-forward sums are vectorised, the feedback runs row by row)."""
     out = np.empty_like(sig)
     out[:3] = sig[:3]
-    if sig.shape[0] > 3:
-        flat = sig.reshape(sig.shape[0], -1)
-        past = flat[2::-1]  # (3, C), most recent first; input and output agree there
-        # Transposed direct-form-II state after those samples (scipy's lfiltic formula).
-        zi = np.zeros((3, flat.shape[1]))
-        for m in range(3):
-            for k in range(m + 1, 4):
-                zi[m] += (a[k] - b[k]) * past[k - m - 1]
-        res, _ = scipy.signal.lfilter(a, b, flat[3:], axis=0, zi=zi)
-        out[3:] = res.reshape(out[3:].shape)
+    T = sig.shape[0]
+    if T > 3:
+        ff = a[0] * sig[3:] + a[1] * sig[2:-1] + a[2] * sig[1:-2] + a[3] * sig[: T - 3]
+        b1, b2, b3 = -b[1], -b[2], -b[3]
+        o1, o2, o3 = out[2], out[1], out[0]
+        for i in range(3, T):
+            o = ff[i - 3] + b1 * o1 + b2 * o2 + b3 * o3
+            out[i] = o
+            o1, o2, o3 = o, o1, o2
     return out
 
 
@@ -205,7 +203,7 @@ def opensim_lowpass(
         raise ValueError("time steps too small to resample")
     if avg - dtmin > np.finfo(np.float64).eps:
         t_new = _running_grid(t[0], t[-1], dtmin)
-        y = spline_operator(t, t_new, 0, degree=5) @ y.reshape(size, -1)
+        y = spline_evaluate(t, y.reshape(size, -1), t_new, 0, degree=5)
         y = y.reshape((t_new.shape[0],) + np.asarray(x).shape[1:])
         t = t_new
     return t, opensim_iir(y, dtmin, cutoff_hz)
@@ -237,6 +235,8 @@ def butterworth_filtfilt(x, dt: float, cutoff_hz: float, *, order: int = 4, axis
         cutoff_hz: cutoff ``[Hz]``, below the Nyquist frequency.
         order: order of one pass.
     """
+    import scipy.signal  # imported here: a slow import the OpenSim path does not need
+
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         axis = 0

@@ -82,64 +82,154 @@ def _check_knots(x: np.ndarray, m: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
+def _knot_system(xb: bytes, m: int):
+    """The banded system ``A z = B y`` for the knot derivatives ``z (T, m-1)`` (in units of
+    the scaled time ``tau = (x - x0) / h``, ``h`` the mean step) of data ``y (T,)``.
+
+    Rows ``k (m-1) + (r - m)``: continuity of the ``r``-th derivative (``r = m .. 2m-2``)
+    at interior knot ``k``, or its vanishing at an end knot. Returns ``(ab, terms)``: ``A`` in LAPACK band storage (``ab[upper + row - col, col]``,
+    ``lower = upper = 3 (m-1)``) and ``B`` as ``(rows, cols, vals)`` slots (at most 4 per
+    row), the rows within each slot distinct."""
+    x = np.frombuffer(xb, dtype=np.float64)
+    n = x.shape[0]
+    q = m - 1
+    href = (x[-1] - x[0]) / (n - 1)
+    h = np.diff((x - x[0]) / href)  # (n-1,)
+    Hinv = _hermite_inverse(m)
+    orders = np.arange(m, 2 * m - 1)  # m .. 2m-2, q of them
+    # base[s, r', :]: r-th u-derivative at side s (0 left, 1 right) on the Hermite p-data.
+    base = np.stack(
+        [
+            np.stack([_monomial_row(np.array([float(s)]), r, 2 * m)[0] @ Hinv for r in orders])
+            for s in (0, 1)
+        ]
+    )  # (2, q, 2m)
+    # Per interval: p^(j) = h^j D_j (D in tau units) and d^r/dtau^r = h^-r d^r/du^r.
+    jpow = h[:, None] ** np.arange(m)[None, :]  # (n-1, m)
+    scale = np.concatenate([jpow, jpow], 1)[:, None, :] * h[:, None, None] ** -orders[None, :, None]
+    W = base[:, None, :, :] * scale[None]  # (2, n-1, q, 2m)
+    zc = np.concatenate([W[..., 1:m], W[..., m + 1 :]], -1)  # (2, n-1, q, 2q): z of i, i+1
+    yc = W[..., [0, m]]  # (2, n-1, q, 2): y_i, y_i+1
+    ki = np.arange(n)
+    rr = np.arange(q)
+    # Each row: "left" contribution (interval k-1 at its right end, +) and "right" one
+    # (interval k at its left end, -); end knots keep only the one interval they have.
+    il = np.clip(ki - 1, 0, n - 2)
+    ir = np.clip(ki, 0, n - 2)
+    sign_l = np.where(ki == 0, 0.0, 1.0)
+    sign_l[-1] = 1.0
+    sign_r = np.where(ki == 0, 1.0, -1.0)
+    sign_r[-1] = 0.0
+    rows = ki[:, None] * q + rr[None, :]  # (n, q)
+    parts = ((il, 1, sign_l), (ir, 0, sign_r))
+    lower = upper = 3 * q
+    ab = np.zeros((lower + upper + 1, n * q))
+    terms = []  # B as (rows, cols, vals) slots, each slot's rows distinct
+    for iv, side, sign in parts:
+        keep = sign != 0
+        r_ = rows[keep]  # (nk, q)
+        i_ = iv[keep]
+        sg = sign[keep][:, None, None]
+        z = sg * zc[side, i_]  # (nk, q, 2q)
+        zcols = i_[:, None] * q + np.arange(2 * q)[None, :]  # (nk, 2q)
+        R = np.broadcast_to(r_[:, :, None], z.shape)
+        C = np.broadcast_to(zcols[:, None, :], z.shape)
+        np.add.at(ab, (upper + R - C, C), z)
+        yv = -sg * yc[side, i_]  # (nk, q, 2)
+        ycols = i_[:, None] + np.arange(2)[None, :]
+        for e in range(2):
+            cols = np.broadcast_to(ycols[:, None, e], r_.shape)
+            terms.append((r_.ravel(), cols.ravel(), yv[..., e].ravel()))
+    ab.flags.writeable = False
+    for t in terms:
+        for a in t:
+            a.flags.writeable = False
+    return ab, tuple(terms)
+
+
+def _solve_knot_derivatives(x: np.ndarray, m: int, y: np.ndarray) -> np.ndarray:
+    """``z (T, m-1, C)``: knot derivatives (tau units) of the data ``y (T, C)``."""
+    n = x.shape[0]
+    if m == 1:
+        return np.zeros((n, 0, y.shape[1]))
+    ab, terms = _knot_system(x.tobytes(), m)
+    rhs = np.zeros((n * (m - 1), y.shape[1]))
+    for rows, cols, vals in terms:
+        rhs[rows] += vals[:, None] * y[cols]
+    q = 3 * (m - 1)
+    return scipy.linalg.solve_banded((q, q), ab, rhs).reshape(n, m - 1, y.shape[1])
+
+
+@lru_cache(maxsize=16)
 def _knot_derivative_operator(xb: bytes, m: int) -> np.ndarray:
     """``Z (T, m-1, T)``: derivatives 1..m-1 at the knots (in units of the scaled time
     ``tau = (x - x0) / h``, ``h`` the mean step) as linear maps of the values."""
     x = np.frombuffer(xb, dtype=np.float64)
-    n = x.shape[0]
-    if m == 1:
-        return np.zeros((n, 0, n))
-    href = (x[-1] - x[0]) / (n - 1)
-    h = np.diff((x - x[0]) / href)  # (n-1,)
-    Hinv = _hermite_inverse(m)
-    q = m - 1  # unknowns per knot
-    # Derivative r (tau units) at the left (u=0) and right (u=1) end of an interval, as
-    # coefficients on the interval's Hermite data [y_i, D_i(1..q) , y_i+1, D_i+1(1..q)]
-    # where the data derivatives are in tau units; p^(j)(0) = h^j D_j.
-    # The system matrix is banded (a knot's equations touch its neighbours' unknowns):
-    # assemble it directly in LAPACK band storage, ab[upper + row - col, col].
-    lower = upper = 3 * q
-    ab = np.zeros((lower + upper + 1, n * q))
-    B = np.zeros((n * q, n))
-
-    def add(row: int, col0: int, vals: np.ndarray) -> None:
-        cols = np.arange(col0, col0 + vals.shape[0])
-        ab[upper + row - cols, cols] += vals
-
-    orders = list(range(m, 2 * m - 1))  # m .. 2m-2, q of them
-
-    def end_rows(i: int, r: int, side: int) -> tuple[np.ndarray, np.ndarray]:
-        """(coeffs on z of knots i,i+1 (2q,), coeffs on y_i,y_i+1 (2,)) of the r-th tau
-        derivative at side 0 (left) / 1 (right) of interval i."""
-        w = _monomial_row(np.array([float(side)]), r, 2 * m)[0] @ Hinv  # on p-data
-        hi = h[i]
-        scale = hi**-r
-        jpow = hi ** np.arange(m)  # p^(j) = h^j D_j
-        w = w * np.concatenate([jpow, jpow]) * scale
-        zc = np.concatenate([w[1:m], w[m + 1 :]])
-        yc = np.array([w[0], w[m]])
-        return zc, yc
-
-    row = 0
-    for k in range(n):
-        for r in orders:
-            if k == 0 or k == n - 1:
-                i, side, sign = (0, 0, 1.0) if k == 0 else (n - 2, 1, 1.0)
-                zc, yc = end_rows(i, r, side)
-                add(row, i * q, sign * zc)
-                B[row, i : i + 2] -= sign * yc
-            else:
-                zl, yl = end_rows(k - 1, r, 1)
-                zr, yr = end_rows(k, r, 0)
-                add(row, (k - 1) * q, zl)
-                add(row, k * q, -zr)
-                B[row, k - 1 : k + 1] -= yl
-                B[row, k : k + 2] += yr
-            row += 1
-    Z = scipy.linalg.solve_banded((lower, upper), ab, B)
-    Z = Z.reshape(n, q, n)
+    Z = _solve_knot_derivatives(x, m, np.eye(x.shape[0]))
     Z.flags.writeable = False
     return Z
+
+
+def _eval_weights(x: np.ndarray, te: np.ndarray, deriv: int, m: int):
+    """Evaluation at ``te (N,)`` as weights on the derivative tables ``[y, z_1..z_{m-1}]``
+    (tau units) of two neighbouring knots ``i`` and ``i + 1``: returns ``i (N,)``,
+    ``wl (N, m)``, ``wr (N, m)``, already in ``[1 / s^deriv]``."""
+    n = x.shape[0]
+    href = (x[-1] - x[0]) / (n - 1)
+    tau_knots = (x - x[0]) / href
+    tau = (te - x[0]) / href
+    N = te.shape[0]
+    idx = np.zeros(N, dtype=np.int64)
+    wl = np.zeros((N, m))
+    wr = np.zeros((N, m))
+    below = tau < tau_knots[0]
+    above = tau > tau_knots[-1]
+    inside = ~(below | above)
+    if inside.any():
+        ti = tau[inside]
+        i = np.clip(np.searchsorted(tau_knots, ti, side="right") - 1, 0, n - 2)
+        h = tau_knots[i + 1] - tau_knots[i]
+        u = (ti - tau_knots[i]) / h
+        Hinv = _hermite_inverse(m)
+        W = _monomial_row(u, deriv, 2 * m) @ Hinv if deriv < 2 * m else np.zeros((len(u), 2 * m))
+        jpow = h[:, None] ** np.arange(m)[None, :]  # (N, m)
+        idx[inside] = i
+        wl[inside] = W[:, :m] * jpow * h[:, None] ** -deriv
+        wr[inside] = W[:, m:] * jpow * h[:, None] ** -deriv
+    # Outside: the Taylor polynomial of degree m-1 at the end knot, differentiated.
+    for mask, k, w in ((below, 0, wl), (above, n - 1, wr)):
+        if mask.any():
+            dt = tau[mask] - tau_knots[k]
+            idx[mask] = 0 if k == 0 else n - 2
+            for j in range(deriv, m):
+                w[mask, j] = dt ** (j - deriv) / factorial(j - deriv)
+    s = href**-deriv
+    return idx, wl * s, wr * s
+
+
+@lru_cache(maxsize=32)
+def _spline_operator_cached(xb: bytes, teb: bytes, deriv: int, m: int) -> np.ndarray:
+    x = np.frombuffer(xb, dtype=np.float64)
+    te = np.frombuffer(teb, dtype=np.float64)
+    i, wl, wr = _eval_weights(x, te, deriv, m)
+    Z = _knot_derivative_operator(xb, m)  # (n, m-1, n)
+    E = np.einsum("nj,njt->nt", wl[:, 1:], Z[i]) + np.einsum("nj,njt->nt", wr[:, 1:], Z[i + 1])
+    rows = np.arange(te.shape[0])
+    np.add.at(E, (rows, i), wl[:, 0])
+    np.add.at(E, (rows, i + 1), wr[:, 0])
+    E.flags.writeable = False
+    return E
+
+
+def _prepare(knots, t_eval, deriv: int, degree: int) -> tuple[np.ndarray, np.ndarray, int]:
+    if degree < 1 or degree % 2 == 0:
+        raise ValueError(f"spline degree must be a positive odd integer, got {degree}")
+    if deriv < 0:
+        raise ValueError(f"derivative order must be >= 0, got {deriv}")
+    m = (degree + 1) // 2
+    x = np.ascontiguousarray(_check_knots(knots, m))
+    te = np.ascontiguousarray(np.atleast_1d(np.asarray(t_eval, dtype=np.float64)))
+    return x, te, m
 
 
 def spline_operator(
@@ -156,44 +246,11 @@ def spline_operator(
 
     Returns:
         ``E (N, T)`` with ``E @ y`` the ``deriv``-th time derivative ``[unit / s^deriv]`` at
-        ``t_eval`` of the spline through samples ``y (T, ...)``.
+        ``t_eval`` of the spline through samples ``y (T, ...)`` (a fresh, writable array;
+        the operator itself is cached per knots, times, order and degree).
     """
-    if degree < 1 or degree % 2 == 0:
-        raise ValueError(f"spline degree must be a positive odd integer, got {degree}")
-    m = (degree + 1) // 2
-    x = _check_knots(knots, m)
-    te = np.atleast_1d(np.asarray(t_eval, dtype=np.float64))
-    n = x.shape[0]
-    href = (x[-1] - x[0]) / (n - 1)
-    tau_knots = (x - x[0]) / href
-    tau = (te - x[0]) / href
-    Z = _knot_derivative_operator(x.tobytes(), m)  # (n, m-1, n)
-    # Full derivative table at the knots: D[k, j, :] for j = 0..m-1 (tau units).
-    D = np.concatenate([np.eye(n)[:, None, :], Z], axis=1)
-    E = np.zeros((te.shape[0], n))
-
-    below = tau < tau_knots[0]
-    above = tau > tau_knots[-1]
-    inside = ~(below | above)
-    if inside.any():
-        ti = tau[inside]
-        i = np.clip(np.searchsorted(tau_knots, ti, side="right") - 1, 0, n - 2)
-        h = tau_knots[i + 1] - tau_knots[i]
-        u = (ti - tau_knots[i]) / h
-        Hinv = _hermite_inverse(m)
-        W = _monomial_row(u, deriv, 2 * m) @ Hinv if deriv < 2 * m else np.zeros((len(u), 2 * m))
-        jpow = h[:, None] ** np.arange(m)[None, :]  # (N, m)
-        wl = W[:, :m] * jpow * h[:, None] ** -deriv
-        wr = W[:, m:] * jpow * h[:, None] ** -deriv
-        E[inside] = np.einsum("nj,njt->nt", wl, D[i]) + np.einsum("nj,njt->nt", wr, D[i + 1])
-    for mask, k in ((below, 0), (above, n - 1)):
-        if mask.any():
-            dt = tau[mask] - tau_knots[k]
-            # Taylor polynomial of degree m-1 at the end knot, differentiated `deriv` times.
-            for j in range(deriv, m):
-                c = dt ** (j - deriv) / factorial(j - deriv)
-                E[mask] += c[:, None] * D[k, j][None, :]
-    return E / href**deriv
+    x, te, m = _prepare(knots, t_eval, deriv, degree)
+    return _spline_operator_cached(x.tobytes(), te.tobytes(), int(deriv), m).copy()
 
 
 def time_matmul(M: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -207,12 +264,17 @@ def time_matmul(M: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (M @ flat).reshape((M.shape[0], *lead, y.shape[-1])).movedim(0, -2)
 
 
-def _apply(op: np.ndarray, y, deriv: int = 0):
-    """``op (N, T)`` applied along the time axis of ``y (..., T, C)`` or ``(T,)``.
+def _apply(knots, t_eval, deriv: int, degree: int, y):
+    """The spline through ``y (..., T, C)`` or ``(T,)`` at ``t_eval``.
 
-    For derivatives the first sample is subtracted first (the operator annihilates
-    constants), which removes the round-off of large offsets such as a 15 deg angle."""
+    Torch data: the cached operator ``(N, T)`` applied as one GEMM (differentiable).
+    Numpy data: the banded system solved for the data's own knot derivatives (``O(T C)``,
+    no ``(T, T)`` operator). For derivatives the first sample is subtracted first (the
+    spline of a constant is that constant), which removes the round-off of large offsets
+    such as a 15 deg angle."""
+    x, te, m = _prepare(knots, t_eval, deriv, degree)
     if isinstance(y, torch.Tensor):
+        op = _spline_operator_cached(x.tobytes(), te.tobytes(), int(deriv), m)
         M = torch.tensor(op, dtype=y.dtype, device=y.device)
         if deriv > 0:
             y = y - (y[..., :1, :] if y.ndim >= 2 else y[:1])
@@ -220,7 +282,14 @@ def _apply(op: np.ndarray, y, deriv: int = 0):
     y = np.asarray(y, dtype=np.float64)
     if deriv > 0:
         y = y - (y[..., :1, :] if y.ndim >= 2 else y[:1])
-    return np.matmul(op, y) if y.ndim >= 2 else op @ y
+    flat = np.moveaxis(y, -2, 0).reshape(y.shape[-2], -1) if y.ndim >= 2 else y[:, None]
+    z = _solve_knot_derivatives(x, m, flat)  # (T, m-1, C')
+    i, wl, wr = _eval_weights(x, te, deriv, m)
+    out = wl[:, :1] * flat[i] + wr[:, :1] * flat[i + 1]
+    out += np.einsum("nj,njc->nc", wl[:, 1:], z[i]) + np.einsum("nj,njc->nc", wr[:, 1:], z[i + 1])
+    if y.ndim == 1:
+        return out[:, 0]
+    return np.moveaxis(out.reshape((te.shape[0], *y.shape[:-2], y.shape[-1])), 0, -2)
 
 
 def _time_axis_len(y) -> int:
@@ -242,7 +311,7 @@ def spline_evaluate(knots, y, t_eval, deriv: int = 0, *, degree: int = 5):
     """
     if _time_axis_len(y) != len(knots):
         raise ShapeError(f"y has {_time_axis_len(y)} samples along time, knots has {len(knots)}")
-    return _apply(spline_operator(knots, t_eval, deriv, degree=degree), y, deriv)
+    return _apply(knots, t_eval, deriv, degree, y)
 
 
 def spline_derivatives(time, x, order: int = 2, *, degree: int = 5):
@@ -268,4 +337,4 @@ def spline_derivatives(time, x, order: int = 2, *, degree: int = 5):
     t = np.asarray(time, dtype=np.float64)
     if _time_axis_len(x) != t.shape[0]:
         raise ShapeError(f"x has {_time_axis_len(x)} samples along time, time has {t.shape[0]}")
-    return tuple(_apply(spline_operator(t, t, r, degree=degree), x, r) for r in range(1, order + 1))
+    return tuple(_apply(t, t, r, degree, x) for r in range(1, order + 1))

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from diffbio._errors import ShapeError
+from diffbio._shapes import broadcast_shapes
 from diffbio.kinematics._rotations import axis_angle_matrix, euler_xyz_from_matrix
 from diffbio.kinematics._tree import KinematicTree, axis_values, kinematic_tree
 from diffbio.model import Model
@@ -126,7 +127,7 @@ def _forward(model: Model, q: Tensor, scales: Tensor | None, with_axes: bool = F
     tree = kinematic_tree(model, q.dtype, q.device)
     R_FM, w_F, tvals = _joint_rotations(tree, q)
     t_pF, t_cM, p_FM, factor = _scaled_inputs(tree, tvals, scales, with_factor=True)
-    lead = torch.broadcast_shapes(q.shape[:-1], p_FM.shape[:-2])
+    lead = broadcast_shapes(q.shape[:-1], p_FM.shape[:-2])
     nb = model.num_bodies
     Rs: list[Tensor | None] = [None] * nb
     ps: list[Tensor | None] = [None] * nb

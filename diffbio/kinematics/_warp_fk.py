@@ -24,6 +24,7 @@ import warp as wp
 from torch import Tensor
 
 from diffbio._errors import DiffbioError
+from diffbio._shapes import broadcast_shapes
 from diffbio.kinematics._fk import (
     BodyPoses,
     _check_q,
@@ -225,7 +226,7 @@ def forward_kinematics_warp(model: Model, q: Tensor, scales: Tensor | None = Non
     tree = kinematic_tree(model, q.dtype, q.device)
     R_FM, tvals = joint_transforms(tree, q)
     t_pF, t_cM, p_FM = _scaled_inputs(tree, tvals, scales)
-    lead = torch.broadcast_shapes(q.shape[:-1], p_FM.shape[:-2], t_pF.shape[:-2])
+    lead = broadcast_shapes(q.shape[:-1], p_FM.shape[:-2], t_pF.shape[:-2])
     J, nb = tree.parent.shape[0], model.num_bodies
     slots = _slots(model, tree)
     R_GB, p_GB, centers = _ComposeTree.apply(

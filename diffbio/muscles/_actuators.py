@@ -245,7 +245,7 @@ def actuator_generalized_forces(model: Model, actuators, q: Tensor) -> Tensor:
         torque actuators give ``J^T`` of their unit wrench (from the model's Jacobians),
         differentiable w.r.t. ``q``.
     """
-    from diffbio.dynamics import PointLoad, body_wrenches, inverse_dynamics
+    from diffbio.dynamics import BodyWrenches, PointLoad, body_wrenches, inverse_dynamics
     from diffbio.kinematics import forward_kinematics
 
     check_actuators(model, actuators)
@@ -257,7 +257,7 @@ def actuator_generalized_forces(model: Model, actuators, q: Tensor) -> Tensor:
     if spatial:
         kw = {"dtype": q.dtype, "device": q.device}
         poses = forward_kinematics(model, q)
-        zero = torch.zeros_like(q)
+        wrenches = []
         for a in spatial:
             loads = []
             if a.kind is ActuatorKind.POINT:
@@ -281,8 +281,19 @@ def actuator_generalized_forces(model: Model, actuators, q: Tensor) -> Tensor:
                 loads.append(PointLoad(a.body, None, None, ax, frame, frame))
                 if a.body_b != GROUND:
                     loads.append(PointLoad(a.body_b, None, None, -ax, frame, frame))
-            w = body_wrenches(model, poses, loads)
-            gen[a.name] = -inverse_dynamics(model, q, zero, zero, w, gravity=False)
+            wrenches.append(body_wrenches(model, poses, loads))
+        # One inverse-dynamics pass for all spatial actuators: their unit wrenches stacked
+        # along a new leading dimension, the pose shared.
+        n = len(spatial)
+        w = BodyWrenches(
+            torch.stack([x.force for x in wrenches]),
+            torch.stack([x.torque for x in wrenches]),
+            torch.stack([x.point for x in wrenches]),
+        )
+        qs = q.expand(n, *q.shape)
+        zero = torch.zeros_like(qs)
+        tau = -inverse_dynamics(model, qs, zero, zero, w, gravity=False)
+        gen = {a.name: tau[k] for k, a in enumerate(spatial)}
     for a in actuators:
         if a.kind is ActuatorKind.COORDINATE:
             c = torch.zeros(*lead, Q, dtype=q.dtype, device=q.device)

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.autograd import forward_ad as fwAD
 
 from diffbio._errors import ShapeError
+from diffbio._shapes import broadcast_shapes
 from diffbio.kinematics import forward_kinematics
 from diffbio.model import Model
 from diffbio.muscles._path import (
@@ -68,9 +69,7 @@ def muscle_tendon_lengths(model: Model, q: Tensor, scales: Tensor | None = None)
     """
     _check(model, q, scales)
     paths = muscle_paths(model, q.dtype, q.device)
-    lead = (
-        q.shape[:-1] if scales is None else torch.broadcast_shapes(q.shape[:-1], scales.shape[:-2])
-    )
+    lead = q.shape[:-1] if scales is None else broadcast_shapes(q.shape[:-1], scales.shape[:-2])
     q = q.expand(*lead, q.shape[-1])
     poses = forward_kinematics(model, q, scales)
     Rg, pg = poses_with_ground(poses.rotation, poses.translation)
@@ -357,9 +356,7 @@ def _plain_geometry(
     from diffbio.kinematics import axis_values, kinematic_tree
     from diffbio.kinematics._fk import _forward
 
-    lead = (
-        q.shape[:-1] if scales is None else torch.broadcast_shapes(q.shape[:-1], scales.shape[:-2])
-    )
+    lead = q.shape[:-1] if scales is None else broadcast_shapes(q.shape[:-1], scales.shape[:-2])
     q = q.expand(*lead, q.shape[-1])
     ix = _plain_geometry_index(model, paths, q.dtype, q.device)
     NB, Q = model.num_bodies, model.num_coordinates

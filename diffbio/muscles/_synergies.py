@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from diffbio._errors import DiffbioError, ShapeError
+from diffbio._shapes import broadcast_shapes
 from diffbio.muscles._static_opt import StaticOptimizationResult
 from diffbio.solvers import QPOptions, solve_qp
 
@@ -174,7 +175,7 @@ def synergy_static_optimization(
     n = S + ne + NA
     w = _as(weights, tau, (M,)).expand(M)
     v = _as(actuator_weights, tau, (NA,)).expand(NA)
-    lead = torch.broadcast_shapes(
+    lead = broadcast_shapes(
         A_mus.shape[:-2], actuator_moments.shape[:-2], b.shape[:-1], W.shape[:-2]
     )
     # a = T x with T = [W, I (if E), 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from diffbio._errors import ShapeError
+from diffbio._shapes import broadcast_shapes
 from diffbio.solvers._qp_data import QPData, inf_norm
 from diffbio.solvers._qp_ipm import ipm_solve
 from diffbio.solvers._qp_kkt import kkt_solve
@@ -278,8 +279,8 @@ def solve_qp(
 
     items = [(P, 1 if diagonal else 2), (q, 1), (A, 2), (b, 1), (l, 1), (u, 1), (G, 2), (h, 1)]
     try:
-        batch = torch.broadcast_shapes(*(t.shape[: t.dim() - k] for t, k in items))
-    except RuntimeError as exc:
+        batch = broadcast_shapes(*(t.shape[: t.dim() - k] for t, k in items))
+    except ShapeError as exc:
         raise ShapeError(f"solve_qp: batch dimensions do not broadcast: {exc}") from exc
     B = 1
     for s in batch:
