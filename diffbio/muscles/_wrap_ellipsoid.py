@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffbio._shapes import broadcast_shapes
 from diffbio.muscles._wrap_common import (
     _TWO_PI,
     INSIDE,
@@ -266,7 +267,7 @@ def wrap_ellipsoid(p1: Tensor, p2: Tensor, semi_axes: Tensor, quadrant: tuple[in
     (hybrid method): wraps only where the segment cuts the surface (MANDATORY) and never
     when an end point is inside (INSIDE); the path lies in the plane through p1, p2 and
     OpenSim's point c1, over the arc on c1's side."""
-    shape = torch.broadcast_shapes(p1.shape, p2.shape, semi_axes.shape)
+    shape = broadcast_shapes(p1.shape, p2.shape, semi_axes.shape)
     a = semi_axes.expand(shape)
     D = 1.0 / a**2
     inside = ((p1 * p1 * D).sum(-1) < 1.0 - 1e-4) | ((p2 * p2 * D).sum(-1) < 1.0 - 1e-4)
