@@ -15,7 +15,9 @@ parsed ``.osim`` is then reused: a row with it parsed again is printed too).
 
 Run: ``.venv/bin/python benchmarks/bench_so.py [--trial gait2392|gait10dof18musc]
 [--t0 T0 --t1 T1] [--threads N] [--no-opensim] [--no-osqp] [--no-cvxpylayers]
-[--exponent3] [--synergies]``.
+[--exponent3] [--synergies]``. Static optimization is solved per connected component of
+its constraints (legs, back, pelvis: ``decompose=True``); rows marked "one QP per frame"
+are the same solve undecomposed, side by side.
 """
 
 from __future__ import annotations
@@ -35,11 +37,17 @@ sys.path.insert(0, str(ROOT))
 WINDOWS = {"gait2392": (0.5, 2.5), "gait10dof18musc": (0.0, 2.5)}
 
 
+def _qp_matrix(fr):
+    """(T, m, n) equality matrix of diffbio's frames (kept coordinates)."""
+    idx = torch.nonzero(fr.keep).flatten()
+    Rt = fr.moment_arms.transpose(-1, -2)
+    return torch.cat([Rt * fr.F_active_per_a.unsqueeze(-2), fr.actuator_moments], -1)[:, idx]
+
+
 def _qp_data(fr):
     """Per-frame QP matrices (numpy) of diffbio's frames: P diag, A, b, l, u."""
     idx = torch.nonzero(fr.keep).flatten()
-    Rt = fr.moment_arms.transpose(-1, -2)
-    A = torch.cat([Rt * fr.F_active_per_a.unsqueeze(-2), fr.actuator_moments], -1)[:, idx]
+    A = _qp_matrix(fr)
     b = fr.tau[:, idx]
     lo = np.concatenate([fr.a_min.numpy(), [a.min_control for a in fr.actuators]])
     hi = np.concatenate([fr.a_max.numpy(), [a.max_control for a in fr.actuators]])
@@ -160,6 +168,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from diffbio.io import read_storage
     from diffbio.muscles import (
+        _static_opt,
         _static_opt_trial,
         load_static_optimization_trial,
         solve_static_optimization,
@@ -178,10 +187,10 @@ def main() -> None:
     st = read_storage(paths[1])
     t0 = max(t0, float(st.time[0]))
 
-    def end_to_end():
+    def end_to_end(decompose=True):
         s = time.perf_counter()
         _, frames = load_static_optimization_trial(*paths, time_range=(t0, t1))
-        r = solve_static_optimization(frames)
+        r = solve_static_optimization(frames, decompose=decompose)
         return frames, r, time.perf_counter() - s
 
     # cold: the first call in this process (lazy imports, caches, first kernel calls)
@@ -189,6 +198,7 @@ def main() -> None:
     _, res, t_warm = end_to_end()  # warm: the second identical call
     _static_opt_trial._MODEL_CACHE.clear()
     _, _, t_warm_nocache = end_to_end()  # warm, but the .osim parsed again
+    _, res_one, t_warm_one = end_to_end(decompose=False)  # one QP per frame
     T = len(fr.time)
     print(
         f"{args.trial} {t0:g}-{t1:g} s: {T} frames, {len(fr.muscles)} muscles, "
@@ -200,6 +210,13 @@ def main() -> None:
     s = time.perf_counter()
     res = solve_static_optimization(fr)
     t_fwd = time.perf_counter() - s
+    solve_static_optimization(fr.slice(0, 2), decompose=False)
+    s = time.perf_counter()
+    res_one = solve_static_optimization(fr, decompose=False)
+    t_one = time.perf_counter() - s
+    d_one = float((res_one.activations - res.activations).abs().max())
+    blocks = _static_opt._blocks(_qp_matrix(fr))
+    n_blk = 1 if blocks is None else blocks.rows.shape[0]
     frq = fr.__class__(**{**fr.__dict__, "tau": fr.tau.clone().requires_grad_()})
     s = time.perf_counter()
     r2 = solve_static_optimization(frq)
@@ -212,11 +229,13 @@ def main() -> None:
     t_32 = time.perf_counter() - s
     d32 = float((r32.activations.double() - res.activations).abs().max())
     rows = [
-        ("diffbio QP alone, float64 forward", t_fwd),
+        (f"diffbio QP alone, float64 forward ({n_blk} components per frame)", t_fwd),
+        (f"diffbio QP alone, float64 forward, one QP per frame (|da| {d_one:.0e})", t_one),
         ("diffbio QP alone, float64 forward + backward", t_bwd),
         (f"diffbio QP alone, float32 forward (max |da| vs f64 {d32:.1e})", t_32),
         ("diffbio end to end, warm (second identical call)", t_warm),
         ("diffbio end to end, warm, .osim parsed again", t_warm_nocache),
+        ("diffbio end to end, warm, one QP per frame (decompose=False)", t_warm_one),
         ("diffbio end to end, cold (first call in the process)", t_cold),
     ]
     if not args.no_osqp:

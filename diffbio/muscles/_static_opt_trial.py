@@ -116,6 +116,27 @@ def muscle_states(
     return torch.cat(R, -3), torch.cat(Fa, -2), torch.cat(Fp, -2)
 
 
+def structural_zeros(moment_arms: Tensor, tol: float | None = None) -> Tensor:
+    """``moment_arms (..., M, Q)`` with the structurally zero ones set to exactly 0.
+
+    A muscle that does not cross a coordinate's joint has a moment arm of 0 about it, but
+    ``-dl/dq`` evaluates to rounding noise (about 1e-16 m in float64: the path moves
+    rigidly, and the difference of its points' velocities is not exactly 0). A moment arm
+    whose magnitude is at most ``tol`` at every frame (default ``1024 eps`` [m or -], 2e-13
+    in float64) is such a zero: setting it to 0 changes the generalized forces by less than
+    ``tol`` times the muscle force, and its derivative (0 up to rounding) to exactly 0.
+    Static optimization then sees the block structure of the problem
+    (:func:`~diffbio.muscles.static_optimization`, ``decompose``).
+    """
+    if tol is None:
+        tol = 1024.0 * torch.finfo(moment_arms.dtype).eps
+    if moment_arms.dim() < 3:
+        zero = moment_arms.detach().abs() <= tol
+    else:
+        zero = (moment_arms.detach().abs() <= tol).flatten(0, -3).all(0)
+    return moment_arms.masked_fill(zero, 0.0)
+
+
 def static_optimization_frames(
     model: Model,
     params: MuscleParameters,
@@ -140,6 +161,9 @@ def static_optimization_frames(
         loads: a :class:`diffbio.io.ExternalLoads` or None.
         actuators: reserve/residual :class:`Actuator` items.
         a_min, a_max: (M,) activation bounds (default 0 and 1).
+
+    Moment arms that are rounding noise at every frame are set to exactly 0
+    (:func:`structural_zeros`).
     """
     from diffbio.dynamics import inverse_dynamics, wrenches_from_external_loads
 
@@ -150,6 +174,7 @@ def static_optimization_frames(
     w = wrenches_from_external_loads(model, loads, q, time) if loads is not None else None
     tau = inverse_dynamics(model, q, qd, qdd, w)
     R, Fa, Fp = muscle_states(model, params, q, qd, chunk=chunk, progress=progress)
+    R = structural_zeros(R)
     S = actuator_generalized_forces(model, tuple(actuators), q)
     keep = (R != 0).flatten(0, -3).any(0).any(0) | (S != 0).any(-1).flatten(0, -2).any(0)
     for i, c in enumerate(model.coordinates):
@@ -184,10 +209,12 @@ def solve_static_optimization(
     exponent: float = 2.0,
     options: QPOptions | None = None,
     chunk: int | None = None,
+    decompose: bool = True,
 ) -> StaticOptimizationResult:
     """Static optimization of every frame of ``frames`` as one batch (differentiable w.r.t.
     the frames' tensors and the weights); ``passive`` includes the muscles' passive force;
-    ``exponent`` is OpenSim's ``activation_exponent`` (see :func:`static_optimization`)."""
+    ``exponent`` is OpenSim's ``activation_exponent``; ``decompose`` solves the
+    constraints' connected components separately (see :func:`static_optimization`)."""
     acts = frames.actuators
     dt = frames.tau.dtype
     dev = frames.tau.device
@@ -212,6 +239,7 @@ def solve_static_optimization(
         keep=frames.keep,
         exponent=exponent,
         options=opts,
+        decompose=decompose,
     )
 
 
