@@ -2,8 +2,8 @@
 
 The synthetic walk has no force plates, so its ground reactions are *estimated*: each foot
 is in contact where its lowest contact sphere is within ``contact_height`` of the floor,
-body weight is shared between the feet in contact as a first guess at the lowest sphere,
-and the refinement layer (:func:`diffbio.dynamics.refine_ground_reactions`, with the root
+body weight is shared between the feet in contact as a first guess, applied at the lowest
+sphere and directed at the whole-body centre of mass, and the refinement layer (:func:`diffbio.dynamics.refine_ground_reactions`, with the root
 accelerations free to change) finds the smallest change of that guess for which the
 Newton-Euler equations of the whole body hold. Inverse dynamics with those forces gives
 the joint moments, and static optimization shares them among the model's muscles.
@@ -19,6 +19,7 @@ import torch
 
 from diffbio.dynamics import (
     RefineOptions,
+    center_of_mass,
     inverse_dynamics,
     refine_ground_reactions,
     root_residuals,
@@ -57,10 +58,15 @@ def estimated_ground_reactions(
         point.append(p)
     contact_t = torch.stack(contact, 1)  # (T, 2)
     share = contact_t.to(q.dtype) / contact_t.sum(1, keepdim=True).clamp_min(1).to(q.dtype)
-    f = torch.zeros(len(time_s), 2, 3, dtype=q.dtype)
-    f[..., 1] = weight * share
+    # each foot's share of body weight, directed from its centre of pressure at the
+    # whole-body centre of mass (the inverted-pendulum picture of walking: braking in
+    # early stance, propulsion in late stance)
+    P = torch.stack(point, 1)  # (T, 2, 3)
+    with torch.no_grad():
+        d = center_of_mass(model, q).unsqueeze(1) - P  # (T, 2, 3)
+    f = (weight * share).unsqueeze(-1) * d / d[..., 1:2].clamp_min(1e-3)
     refined = refine_ground_reactions(
-        model, q, qd, qdd, f, torch.stack(point, 1), time_step=float(time_s[1] - time_s[0]),
+        model, q, qd, qdd, f, P, time_step=float(time_s[1] - time_s[0]),
         contact=contact_t, options=RefineOptions(adjust_root=True),
     )  # fmt: skip
     return refined, qd, refined.adjusted_qdd(qdd)
@@ -181,15 +187,22 @@ def static_optimization_stage(
     write_storage(path, Storage.from_arrays(time_s, names, act, name="Static Optimization"))
     report.files.append(path)
     ctrl = result.controls.detach()
-    non_root = [k for k, a in enumerate(frames.actuators) if a.coordinate not in root_coords]
+    crossed = (frames.moment_arms.detach() != 0).any(0).any(0)  # (Q,) coordinates with muscles
+    idx = {c: k for k, c in enumerate(frames.coordinates)}
+    groups = {"coordinates crossed by muscles": [], "coordinates without muscles": []}
+    for k, a in enumerate(frames.actuators):
+        if a.coordinate in root_coords or a.coordinate not in idx:
+            continue
+        key = "coordinates crossed by muscles" if crossed[idx[a.coordinate]] else None
+        groups[key or "coordinates without muscles"].append(k)
     report.add("static optimization", "muscles", len(names))
     report.add("static optimization", "peak activation", round(float(act.max()), 3))
-    report.add(
-        "static optimization",
-        "reserve torque, non-root coordinates (RMS)",
-        round(float(ctrl[:, non_root].pow(2).mean().sqrt()), 2),
-        "N m",
-    )
+    for label, cols in groups.items():
+        if cols:
+            rms = float(ctrl[:, cols].pow(2).mean().sqrt())
+            report.add(
+                "static optimization", f"reserve torque, {label} (RMS)", round(rms, 2), "N m"
+            )
     progress(
         f"[7/7] static optimization: {len(names)} muscles over {len(time_s)} frames "
         f"({time.perf_counter() - t:.1f} s)"
