@@ -299,44 +299,42 @@ def millard_tendon_force_length_curve(
 # --- evaluation (torch) --------------------------------------------------------------------
 
 
-def _bernstein(u: Tensor, n: int) -> Tensor:
-    """Bernstein basis of degree n at u (...,): (..., n + 1)."""
-    k = torch.arange(n + 1, dtype=u.dtype, device=u.device)
-    binom = torch.tensor([math.comb(n, i) for i in range(n + 1)], dtype=u.dtype, device=u.device)
-    us = u.unsqueeze(-1)
-    return binom * us**k * (1.0 - us) ** (n - k)
+def _casteljau(u: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Quintic Bezier value, d/du and d2/du2 at u (...) for control points p (6, ...).
 
-
-def _bezier(u: Tensor, p: Tensor) -> Tensor:
-    """Quintic Bezier value at u (...,) with control points p (..., 6)."""
-    return (_bernstein(u, 5) * p).sum(-1)
-
-
-def _bezier_du(u: Tensor, p: Tensor) -> Tensor:
-    """d/du of :func:`_bezier`."""
-    return 5.0 * (_bernstein(u, 4) * (p[..., 1:] - p[..., :-1])).sum(-1)
-
-
-def _bezier_du2(u: Tensor, p: Tensor) -> Tensor:
-    """d2/du2 of :func:`_bezier`."""
-    d2 = p[..., 2:] - 2.0 * p[..., 1:-1] + p[..., :-2]
-    return 20.0 * (_bernstein(u, 3) * d2).sum(-1)
+    De Casteljau's algorithm (numerically stable, as the Bernstein form): each level
+    interpolates neighbouring points; the derivatives come from the last three levels. The
+    control points lead (contiguous rows) so that every level is a contiguous operation.
+    """
+    q = p
+    for _ in range(3):
+        q = torch.lerp(q[:-1], q[1:], u)
+    d2 = 20.0 * (q[2] - 2.0 * q[1] + q[0])
+    q = torch.lerp(q[:-1], q[1:], u)
+    d1 = 5.0 * (q[1] - q[0])
+    return torch.lerp(q[0], q[1], u), d1, d2
 
 
 def _solve_u(x: Tensor, px: Tensor, max_iter: int = 60) -> Tensor:
-    """u in [0, 1] with Bx(u) = x for monotone Bx (safeguarded Newton; no graph)."""
+    """u in [0, 1] with Bx(u) = x for monotone Bx (safeguarded Halley/Newton; no graph).
+
+    ``px``: (6, ...) the control points of each element's segment.
+    """
     eps = torch.finfo(x.dtype).eps
-    x0, x5 = px[..., 0], px[..., 5]
+    x0, x5 = px[0], px[5]
     lo, hi = torch.zeros_like(x), torch.ones_like(x)
     u = ((x - x0) / (x5 - x0)).clamp(0.0, 1.0)
     u = torch.where(x <= x0, torch.zeros_like(u), torch.where(x >= x5, torch.ones_like(u), u))
     tol = 4 * eps * (x5 - x0).abs().clamp_min(1.0)
     for _ in range(max_iter):
-        f = _bezier(u, px) - x
+        bx, df, d2f = _casteljau(u, px)
+        f = bx - x
         lo = torch.where(f < 0, u, lo)
         hi = torch.where(f > 0, u, hi)
-        df = _bezier_du(u, px)
-        step = u - f / torch.where(df > 0, df, torch.ones_like(df))
+        # Halley's step (cubic convergence), Newton's where its correction is not mild
+        r = f / torch.where(df > 0, df, torch.ones_like(df))
+        den = 1.0 - 0.5 * r * d2f / torch.where(df > 0, df, torch.ones_like(df))
+        step = u - torch.where((den > 0.5) & (den < 2.0), r / den, r)
         ok = (df > 0) & (step >= lo) & (step <= hi)
         u_new = torch.where(f.abs() <= tol, u, torch.where(ok, step, 0.5 * (lo + hi)))
         done = bool(((u_new - u).abs() <= 2 * eps).all())
@@ -356,25 +354,72 @@ def bezier_curve_value(curve: BezierCurve, x: Tensor) -> Tensor:
     Returns:
         Tensor of the broadcast shape of ``x`` and the curve's leading shape.
 
-    The parameter ``u`` of the Bezier segment is found by a safeguarded Newton iteration
+    Each element is evaluated on its own segment only (its control points gathered per
+    element). The parameter ``u`` of the segment is found by a safeguarded Newton iteration
     without a graph, then a second-order correction step
     ``u = u0 + d - Bx''(u0) d^2 / (2 Bx'(u0))`` with ``d = (x - Bx(u0)) / Bx'(u0)`` carries the
     exact first and second derivatives ``du/dx = 1/Bx'`` and ``d2u/dx2 = -Bx''/Bx'^3``.
     """
-    c = curve.to(dtype=x.dtype, device=x.device)
-    px, py = c.x_ctrl, c.y_ctrl  # (..., S, 6)
-    xs = x.unsqueeze(-1)  # (..., 1) against (..., S)
-    seg_lo, seg_hi = px[..., 0], px[..., 5]
-    xc = torch.minimum(torch.maximum(xs, seg_lo), seg_hi)
+    dtype, device = x.dtype, x.device
+    as_ = lambda t: t.to(dtype=dtype, device=device)  # noqa: E731
+    px, py = as_(curve.x_ctrl), as_(curve.y_ctrl)  # (L..., S, 6)
+    lead, n_seg = px.shape[:-2], px.shape[-2]
+    shape = torch.broadcast_shapes(x.shape, lead)
+    xb = x.expand(shape)
+    with torch.no_grad():
+        idx = ((xb.unsqueeze(-1) >= px[..., 0]).sum(-1) - 1).clamp(0, n_seg - 1)
+        base = torch.arange(0, px[..., 0, 0].numel() * n_seg, n_seg, device=device)
+        flat = (base.reshape(lead) + idx).reshape(-1)
+    # the control points of each element's segment, (6, *shape)
+    px = px.reshape(-1, 6).t().index_select(1, flat).reshape(6, *shape)
+    py = py.reshape(-1, 6).t().index_select(1, flat).reshape(6, *shape)
+    xc = torch.minimum(torch.maximum(xb, px[0]), px[5])
     with torch.no_grad():
         u0 = _solve_u(xc.detach(), px)
-    dx = _bezier_du(u0, px).clamp_min(torch.finfo(x.dtype).tiny)
-    d = (xc - _bezier(u0, px)) / dx
-    u = u0 + d - _bezier_du2(u0, px) * d**2 / (2.0 * dx)
-    y_seg = _bezier(u, py)  # (..., S)
-    n_seg = px.shape[-2]
-    idx = ((xs >= seg_lo).sum(-1) - 1).clamp(0, n_seg - 1)  # (...) segment of each x
-    y_in = torch.gather(y_seg, -1, idx.unsqueeze(-1)).squeeze(-1)
-    below = c.y_min + c.dydx_min * (x - c.x_min)
-    above = c.y_max + c.dydx_max * (x - c.x_max)
-    return torch.where(x < c.x_min, below, torch.where(x > c.x_max, above, y_in))
+        bx0, dx, d2x = _casteljau(u0, px)
+        dx = dx.clamp_min(torch.finfo(dtype).tiny)
+    d = (xc - bx0) / dx
+    u = u0 + d - d2x * d**2 / (2.0 * dx)
+    y_in = _casteljau(u, py)[0]
+    c = curve
+    below = as_(c.y_min) + as_(c.dydx_min) * (x - as_(c.x_min))
+    above = as_(c.y_max) + as_(c.dydx_max) * (x - as_(c.x_max))
+    return torch.where(x < as_(c.x_min), below, torch.where(x > as_(c.x_max), above, y_in))
+
+
+def bezier_curve_values(curves: list[BezierCurve], xs: list[Tensor]) -> list[Tensor]:
+    """Evaluate several per-muscle curves at once: ``[bezier_curve_value(c, x) ...]``.
+
+    The curves (each of leading shape ``(M_i,)``, any number of segments) are padded to a
+    common number of segments and joined along the muscle axis, so that one Newton iteration
+    serves them all (the cost is per operation, not per element, at the sizes of a model).
+
+    Args:
+        curves: curves of leading shape ``(M_i,)``.
+        xs: arguments ``(..., M_i)``, of one leading shape ``(...)``.
+
+    Returns:
+        ``[(..., M_i)]``, equal to evaluating each curve on its own.
+    """
+    shapes = {tuple(x.shape[:-1]) for x in xs}
+    if len(shapes) != 1 or any(
+        c.x_ctrl.dim() != 3 or x.shape[-1] != c.x_ctrl.shape[0] for c, x in zip(curves, xs)
+    ):
+        return [bezier_curve_value(c, x) for c, x in zip(curves, xs)]
+    dtype, device = xs[0].dtype, xs[0].device
+    n_seg = max(c.x_ctrl.shape[-2] for c in curves)
+
+    def pad(t: Tensor, value: float) -> Tensor:
+        t = t.to(dtype=dtype, device=device)
+        extra = n_seg - t.shape[-2]
+        if extra == 0:
+            return t
+        return torch.cat([t, t.new_full((t.shape[0], extra, 6), value)], -2)
+
+    # padded segments start at +inf: never selected
+    kw = {"x_ctrl": torch.cat([pad(c.x_ctrl, math.inf) for c in curves])}
+    kw["y_ctrl"] = torch.cat([pad(c.y_ctrl, 0.0) for c in curves])
+    for k in ("x_min", "x_max", "y_min", "y_max", "dydx_min", "dydx_max"):
+        kw[k] = torch.cat([getattr(c, k).to(dtype=dtype, device=device) for c in curves])
+    y = bezier_curve_value(BezierCurve(**kw), torch.cat(xs, -1))
+    return list(torch.split(y, [x.shape[-1] for x in xs], -1))

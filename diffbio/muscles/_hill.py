@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from diffbio._errors import ShapeError
-from diffbio.muscles._bezier import bezier_curve_value
+from diffbio.muscles._bezier import bezier_curve_value, bezier_curve_values
 from diffbio.muscles._curves import (
     degroote_active_force_length,
     degroote_force_velocity,
@@ -106,9 +106,10 @@ def _multipliers(params: MuscleParameters, l_norm: Tensor, v_norm: Tensor, fv_ac
             l_norm, _as(cp.FmaxMuscleStrain, l_norm), _as(cp.KshapePassive, l_norm)
         )
     else:
-        fl = bezier_curve_value(cp.active_force_length, l_norm)
-        fv = bezier_curve_value(cp.force_velocity, v_norm)
-        fp = bezier_curve_value(cp.fiber_force_length, l_norm)
+        fl, fv, fp = bezier_curve_values(
+            [cp.active_force_length, cp.force_velocity, cp.fiber_force_length],
+            [l_norm, v_norm, l_norm],
+        )
     return fl, fv, fp
 
 

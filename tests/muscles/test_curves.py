@@ -325,3 +325,35 @@ def test_bezier_second_derivative_matches_finite_differences():
             fd2 = (fn(x + h) - 2 * fn(x) + fn(x - h)) / h**2
         assert torch.allclose(h2, fd2, rtol=1e-4, atol=1e-3)
         assert torch.autograd.gradgradcheck(fn, (x,), eps=1e-6, atol=1e-4)
+
+
+def test_bezier_curve_values_fused_equals_separate_and_gradcheck():
+    """Curves of 5, 4 and 2 segments evaluated together (padded) as each on its own."""
+    from diffbio.muscles._bezier import bezier_curve_values
+
+    afl = dm.BezierCurve.stack(
+        [
+            dm.millard_active_force_length_curve(),
+            dm.millard_active_force_length_curve(*RAJAGOPAL_AFL),
+        ]
+    )
+    fv = dm.BezierCurve.stack([dm.millard_force_velocity_curve()] * 3)
+    fpe = dm.BezierCurve.stack([dm.millard_fiber_force_length_curve(0.0, 0.6)])
+    g = torch.Generator().manual_seed(3)
+    xs = [
+        torch.rand(4, 2, generator=g, dtype=f64) * 1.9 + 0.2,
+        torch.rand(4, 3, generator=g, dtype=f64) * 2.4 - 1.2,
+        torch.rand(4, 1, generator=g, dtype=f64) * 1.1 + 0.8,
+    ]
+    fused = bezier_curve_values([afl, fv, fpe], xs)
+    for c, x, y in zip([afl, fv, fpe], xs, fused):
+        assert y.shape == x.shape
+        assert torch.allclose(y, dm.bezier_curve_value(c, x), rtol=0, atol=1e-15)
+    leaves = [x.clone().requires_grad_(True) for x in xs]
+    fn = lambda *a: tuple(bezier_curve_values([afl, fv, fpe], list(a)))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, tuple(leaves), eps=1e-7, atol=1e-6)
+    grads = torch.autograd.grad(sum(y.sum() for y in fn(*leaves)), leaves)
+    h = 1e-6
+    for k, (c, x) in enumerate(zip([afl, fv, fpe], xs)):
+        fd = (dm.bezier_curve_value(c, x + h) - dm.bezier_curve_value(c, x - h)) / (2 * h)
+        assert torch.allclose(grads[k], fd, rtol=1e-5, atol=1e-6)
