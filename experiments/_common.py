@@ -124,10 +124,9 @@ def orientation_metrics(skeleton, q: Tensor, q_true: Tensor) -> dict[str, float]
     joint's (the pelvis orientation), and ``root_geodesic_deg``: the mean angle [deg] of the
     rotation from the predicted root-body orientation to the true one, ``q: (..., Q)``.
 
-    The root joint's three Euler angles have two equivalent triples per orientation, so a
-    prediction on the other branch counts as three errors near 180 deg in the library's
-    ``mae_deg`` while its orientation (and every position metric) is right; these two
-    metrics separate the body's joint angles from the root orientation."""
+    These separate the body's joint angles from the root orientation; the library's
+    ``mae_deg`` (branch-aware for the root's two equivalent Euler triples) and
+    ``root_geodesic_deg`` of :func:`diffbio.nn.evaluate` cover both."""
     from diffbio.kinematics import forward_kinematics
 
     root = skeleton.joints[0]

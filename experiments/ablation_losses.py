@@ -37,7 +37,16 @@ def main() -> None:
         f"frames (train/val/test {len(tr)}/{len(va)}/{len(te)} sequences, split by subject); {epochs} epochs; "
         f"size {args.size}; total wall time {time.perf_counter() - t0:.0f} s."
     )
-    cols = ["losses", "mae_deg", "pa_mpjpe_mm", "mpjve_mm_s", "scale_l1", "train_s"]
+    cols = [
+        "losses",
+        "mae_deg",
+        "root_geodesic_deg",
+        "root_flip_pct",
+        "pa_mpjpe_mm",
+        "mpjve_mm_s",
+        "scale_l1",
+        "train_s",
+    ]
     write_table(
         "ablation_losses",
         rows,

@@ -34,7 +34,16 @@ def main() -> None:
         f"frames (train/val/test {len(tr)}/{len(va)}/{len(te)} sequences, split by subject); {epochs} epochs; "
         f"size {args.size}; losses angle+scale+bio+pos (w=100); total wall time {time.perf_counter() - t0:.0f} s."
     )
-    cols = ["model", "mae_deg", "pa_mpjpe_mm", "mpjve_mm_s", "scale_l1", "train_s"]
+    cols = [
+        "model",
+        "mae_deg",
+        "root_geodesic_deg",
+        "root_flip_pct",
+        "pa_mpjpe_mm",
+        "mpjve_mm_s",
+        "scale_l1",
+        "train_s",
+    ]
     write_table(
         "frame_vs_sequence",
         rows,

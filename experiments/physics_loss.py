@@ -19,6 +19,7 @@ METRICS = [
     "mae_deg",
     "mae_joints_deg",
     "root_geodesic_deg",
+    "root_flip_pct",
     "pa_mpjpe_mm",
     "mpjve_mm_s",
     "scale_l1",
@@ -91,9 +92,11 @@ def main() -> None:
         "`res_moment_err_Nm` the same for the moment about the root joint centre [N m], "
         "`com_acc_force_pct_bw` the mean `m |a_com|` implied by the predicted motion [% body "
         f"weight]; the labels' own value is {label_acc:.1f} % (their pelvis height is set per "
-        "frame by foot contact, so their accelerations are already large). `mae_joints_deg` "
-        "leaves the pelvis orientation out of `mae_deg`; `root_geodesic_deg` is the angle "
-        "between the predicted and true pelvis orientations (see train_size.md)."
+        "frame by foot contact and then low-pass filtered at 2 Hz). `mae_deg` is the library's "
+        "branch-aware MAE (the pelvis Euler triple scored against the nearer of its two "
+        "equivalent triples), `mae_joints_deg` leaves the pelvis orientation out, "
+        "`root_geodesic_deg` is the angle between the predicted and true pelvis orientations "
+        "and `root_flip_pct` the share of frames predicted on the other Euler branch."
     )
     cols = ["physics", *METRICS]
     write_table(

@@ -14,6 +14,7 @@ from diffbio.data._synthetic import (  # noqa: E402
     keypoint_names,
     keypoints,
     sample_scales,
+    smooth_above,
     synthetic_dataset,
     video_features,
 )
@@ -32,6 +33,7 @@ __all__ += [
     "parametric_motion",
     "project",
     "sample_scales",
+    "smooth_above",
     "synthetic_dataset",
     "video_features",
 ]

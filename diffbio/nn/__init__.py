@@ -16,7 +16,17 @@ from diffbio.nn._losses import (
     scale_loss,
     total_loss,
 )
-from diffbio.nn._metrics import mae_deg, mpjve, pa_mpjpe, procrustes_align, skeleton_points
+from diffbio.nn._metrics import (
+    mae_deg,
+    mpjve,
+    pa_mpjpe,
+    procrustes_align,
+    root_branch,
+    root_equivalent,
+    root_flip_fraction,
+    root_geodesic_deg,
+    skeleton_points,
+)
 from diffbio.nn._network import KinematicsNet, NetConfig, Prediction
 from diffbio.nn._train import (
     TrainConfig,
@@ -44,6 +54,10 @@ __all__ = [
     "physics_loss",
     "position_loss",
     "procrustes_align",
+    "root_branch",
+    "root_equivalent",
+    "root_flip_fraction",
+    "root_geodesic_deg",
     "save_checkpoint",
     "scale_loss",
     "skeleton_points",

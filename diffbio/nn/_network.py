@@ -11,6 +11,14 @@ Outputs: rotational coordinates of *free* joints (by default the pelvis orientat
 unnormalised (cos, sin) pairs, all other coordinates as values denormalised by buffers set
 from the training labels (:meth:`KinematicsNet.set_normalization`), and scales as ``1 +``
 a bounded offset.
+
+The free (cos, sin) pairs are offsets from the labels' circular mean direction (a buffer set
+with the normalisation) and their output weights start ten times smaller than the others, so
+an untrained network predicts the root orientation near the labels' mean, on the labels'
+Euler branch. Without this, a random initial pelvis list beyond +-90 deg lands the root on
+the other, equivalent triple (a + 180, 180 - b, c + 180) deg, where the branch-invariant
+keypoint loss holds it: a local minimum the small angle terms cannot leave (seed 1 of the
+CPU studies: half the frames flipped, 80 deg root error).
 """
 
 from __future__ import annotations
@@ -62,7 +70,8 @@ class NetConfig:
 @dataclass(frozen=True)
 class Prediction:
     """Network output: ``q: (B, T, Q) [rad or m]`` (free coordinates from ``atan2``);
-    ``free_vec: (B, T, nfree, 2)`` unnormalised (cos, sin) of the free coordinates;
+    ``free_vec: (B, T, nfree, 2)`` unnormalised (cos, sin) of the free coordinates (the
+    network's offsets plus the labels' mean direction);
     ``scales: (B, NB, 3)`` segment scales."""
 
     q: Tensor
@@ -134,6 +143,9 @@ class KinematicsNet(nn.Module):
         self.register_buffer("free_idx", free)
         self.register_buffer("other_idx", other)
         self.q_head = nn.Sequential(nn.LayerNorm(c0), nn.Linear(c0, len(other) + 2 * len(free)))
+        with torch.no_grad():
+            self.q_head[-1].weight[: 2 * len(free)] *= 0.1
+            self.q_head[-1].bias[: 2 * len(free)] *= 0.1
         self.scale_head = nn.Sequential(
             nn.LayerNorm(c0), nn.Linear(c0, c0), nn.GELU(), nn.Linear(c0, NB * 3)
         )
@@ -141,16 +153,26 @@ class KinematicsNet(nn.Module):
         self.register_buffer("feat_std", torch.ones(F))
         self.register_buffer("q_mean", torch.zeros(len(other)))
         self.register_buffer("q_std", torch.ones(len(other)))
+        self.register_buffer("free_mean", torch.tensor([[1.0, 0.0]]).repeat(len(free), 1))
 
     def set_normalization(self, features: Tensor, q: Tensor) -> None:
         """Set the input and output normalisation from training data ``features (N, T, F)``
-        and labels ``q (N, T, Q)``."""
+        and labels ``q (N, T, Q)``: feature and coordinate means and standard deviations, and
+        the free coordinates' circular mean direction (unit (cos, sin), ``(nfree, 2)``)."""
         f = features.reshape(-1, features.shape[-1]).float()
         self.feat_mean.copy_(f.mean(0))
         self.feat_std.copy_(f.std(0).clamp_min(1e-3))
         qo = q.reshape(-1, q.shape[-1])[:, self.other_idx].float()
         self.q_mean.copy_(qo.mean(0))
         self.q_std.copy_(qo.std(0).clamp_min(1e-3))
+        qf = q.reshape(-1, q.shape[-1])[:, self.free_idx].double()
+        mean = torch.stack([qf.cos().mean(0), qf.sin().mean(0)], -1)
+        mean = mean / mean.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        self.free_mean.copy_(
+            torch.where(
+                mean.norm(dim=-1, keepdim=True) > 0.5, mean, 0 * mean + mean.new_tensor([1.0, 0.0])
+            )
+        )
 
     def forward(self, features: Tensor) -> Prediction:
         if features.dim() != 3 or features.shape[-1] != self.config.feature_dim:
@@ -171,7 +193,7 @@ class KinematicsNet(nn.Module):
             x = x + self.frame_mlp(x)
         out = self.q_head(x)
         nfree = self.free_idx.numel()
-        free_vec = out[..., : 2 * nfree].reshape(B, T, nfree, 2)
+        free_vec = out[..., : 2 * nfree].reshape(B, T, nfree, 2) + self.free_mean
         other = out[..., 2 * nfree :] * self.q_std + self.q_mean
         q = torch.zeros(B, T, self.config.num_coordinates, dtype=out.dtype, device=out.device)
         q = q.index_copy(-1, self.other_idx, other)

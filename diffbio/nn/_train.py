@@ -13,7 +13,14 @@ from diffbio._errors import DiffbioError
 from diffbio.data._synthetic import KinematicsDataset
 from diffbio.model import Model
 from diffbio.nn._losses import LossWeights, total_loss
-from diffbio.nn._metrics import mae_deg, mpjve, pa_mpjpe, skeleton_points
+from diffbio.nn._metrics import (
+    mae_deg,
+    mpjve,
+    pa_mpjpe,
+    root_flip_fraction,
+    root_geodesic_deg,
+    skeleton_points,
+)
 from diffbio.nn._network import KinematicsNet, NetConfig
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate", "load_checkpoint", "save_checkpoint", "train"]
@@ -23,10 +30,11 @@ __all__ = ["TrainConfig", "TrainResult", "evaluate", "load_checkpoint", "save_ch
 class TrainConfig:
     """Optimisation settings: AdamW with a one-cycle schedule; ``epochs``, ``batch_size``,
     ``lr``, ``weight_decay``, ``seed``, loss ``weights``, ``device``, ``grad_clip``;
-    ``pos_warmup``: the fraction of the epochs over which the keypoint (and physics) weights
-    ramp up linearly from zero, so that the angle terms first bring the pelvis orientation
-    near the labels (the keypoint loss is ill-conditioned between pelvis tilt and hip
-    flexion)."""
+    ``pos_warmup``: the fraction of the optimisation steps over which the keypoint (and
+    physics) weights ramp up linearly per optimisation step (1 / n of their value at the
+    first of the n = pos_warmup x steps warm-up steps), so that the angle terms first bring
+    the pelvis orientation near the labels, on the labels' Euler branch (the keypoint loss is ill-conditioned between pelvis tilt and hip flexion, and
+    blind to the branch of the pelvis Euler triple)."""
 
     epochs: int = 30
     batch_size: int = 16
@@ -42,7 +50,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class TrainResult:
     """``history``: per epoch the mean training terms and validation metrics;
-    ``seconds``: wall time of training; ``best_epoch``: by validation MAE."""
+    ``seconds``: wall time of training; ``best_epoch``: by the validation ``mae_deg``
+    (branch-aware for the root orientation, see :func:`diffbio.nn.mae_deg`)."""
 
     history: tuple[dict, ...]
     seconds: float
@@ -80,17 +89,21 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
     history: list[dict] = []
     best, best_state, best_epoch = float("inf"), None, -1
+    step = 0
     t0 = time.perf_counter()
     bar = tqdm(range(config.epochs), desc="train", disable=not progress)
     for epoch in bar:
         net.train()
         sums: dict[str, float] = {}
         nb = 0
-        ramp = min(1.0, (epoch + 1) / max(config.pos_warmup * config.epochs, 1e-9))
-        w = replace(
-            config.weights, pos=ramp * config.weights.pos, physics=ramp * config.weights.physics
-        )
         for idx in _batches(len(train_set), config.batch_size, rng):
+            ramp = (
+                min(1.0, (step + 1) / (config.pos_warmup * steps)) if config.pos_warmup > 0 else 1.0
+            )
+            step += 1
+            w = replace(
+                config.weights, pos=ramp * config.weights.pos, physics=ramp * config.weights.physics
+            )
             f = train_set.features[idx].to(dev)
             q, s = train_set.q[idx].to(dev), train_set.scales[idx].to(dev)
             pred = net(f)
@@ -141,8 +154,11 @@ def evaluate(
     batch_size: int = 32,
     device: str = "cpu",
 ) -> dict[str, float]:
-    """``mae_deg`` [deg], ``pa_mpjpe_mm`` [mm], ``mpjve_mm_s`` [mm/s] and ``scale_l1`` of
-    ``net`` on ``data`` (means over all frames)."""
+    """Metrics of ``net`` on ``data``, means over all frames: ``mae_deg`` [deg] (the root's
+    Euler triple scored branch-aware, :func:`diffbio.nn.mae_deg`), ``root_geodesic_deg``
+    [deg] (angle between predicted and true root orientation), ``root_flip_pct`` [%] (frames
+    whose root triple is predicted on the other, equivalent branch), ``pa_mpjpe_mm`` [mm],
+    ``mpjve_mm_s`` [mm/s] and ``scale_l1``."""
     net.eval()
     dev = torch.device(device)
     qs, ss = [], []
@@ -156,6 +172,8 @@ def evaluate(
     pt = skeleton_points(skeleton, qt, st.unsqueeze(-3))
     return {
         "mae_deg": float(mae_deg(skeleton, q, qt)),
+        "root_geodesic_deg": float(root_geodesic_deg(skeleton, q, qt)),
+        "root_flip_pct": 100.0 * float(root_flip_fraction(skeleton, q, qt)),
         "pa_mpjpe_mm": float(pa_mpjpe(pp, pt)),
         "mpjve_mm_s": float(mpjve(pp, pt, data.frame_rate)),
         "scale_l1": float((s - st).abs().mean()),

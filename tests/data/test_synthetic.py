@@ -19,6 +19,7 @@ from diffbio.data import (
     keypoints,
     parametric_motion,
     project,
+    smooth_above,
     synthetic_dataset,
     video_features,
 )
@@ -151,13 +152,65 @@ def test_dataset_shapes_determinism_and_labels(model, tiny):
     )
 
 
-def test_ground_contact_of_labels(model, tiny):
-    q, s = tiny.q.double(), tiny.scales.double().unsqueeze(-3)
-    feet = ["RHEE", "RTOE", "RMT1", "RMT5", "LHEE", "LTOE", "LMT1", "LMT5"]
-    low = marker_positions(model, forward_kinematics(model, q, s), s, feet)[..., 1].amin(-1)
-    for n, kind in enumerate(tiny.kinds):
-        if kind != "jump":
-            assert torch.allclose(low[n], torch.full_like(low[n], 0.01), atol=1e-5)
+FEET = ["RHEE", "RTOE", "RMT1", "RMT5", "LHEE", "LTOE", "LMT1", "LMT5"]
+
+
+@pytest.fixture(scope="module")
+def contact(model):
+    cfg = SyntheticConfig(
+        num_subjects=2, sequences_per_subject=8, seq_len=32, noise=None, motions=MOTIONS[:4]
+    )
+    return synthetic_dataset(model, cfg, seed=5)
+
+
+def _lowest_foot(model, q, s):
+    return marker_positions(model, forward_kinematics(model, q, s), s, FEET)[..., 1].amin(-1)
+
+
+def test_ground_contact_of_labels(model, contact):
+    q, s = contact.q.double(), contact.scales.double().unsqueeze(-3)
+    low = _lowest_foot(model, q, s)
+    assert float(low.min()) > -1.5e-3  # never more than 1 mm (plus float32 labels) below
+    for n, kind in enumerate(contact.kinds):
+        if kind != "jump":  # on the ground (1 cm target) in some frame of every sequence
+            assert float(low[n].min()) < 0.0105, kind
+
+
+def test_pelvis_height_is_smoothed(model, contact):
+    q, s = contact.q.double(), contact.scales.double().unsqueeze(-3)
+    iy = model.coordinate_index("pelvis_ty")
+    q0 = q.clone()
+    q0[..., iy] = 0.0
+    raw = 0.01 - _lowest_foot(model, q0, s)  # the per-frame contact height
+    keep = [n for n, k in enumerate(contact.kinds) if k != "jump"]
+    assert {contact.kinds[n] for n in keep} >= {"run", "walk", "squat"}
+
+    def rms_dd(x):
+        return float((x[keep, 2:] - 2 * x[keep, 1:-1] + x[keep, :-2]).pow(2).mean().sqrt())
+
+    assert rms_dd(q[..., iy]) < 0.5 * rms_dd(raw)
+
+
+def test_smooth_above_is_a_zero_phase_low_pass_above_the_floor():
+    fs, T = 30.0, 301
+    t = np.arange(T) / fs
+    slow = 0.05 * np.sin(2 * math.pi * 0.5 * t)
+    fast = 0.01 * np.cos(2 * math.pi * 8.0 * (t - t[T // 2]))
+    y = smooth_above(slow + fast, np.full(T, -1.0), fs, cutoff_hz=2.0)
+    mid = slice(60, -60)  # away from the ends
+    assert np.abs(y - slow)[mid].max() < 0.1 * 0.01 + 0.002  # 8 Hz removed, 0.5 Hz kept
+    # the gain at the cut-off is one half: 1 / (1 + lam (2 - 2 cos w)^2)
+    c = np.cos(2 * math.pi * 2.0 * t)
+    y = smooth_above(c, np.full(T, -2.0), fs, cutoff_hz=2.0)
+    assert np.abs(y[mid] - 0.5 * c[mid]).max() < 1e-3
+    # zero phase: reversing the input reverses the output
+    x = np.random.default_rng(0).standard_normal(40)
+    floor = np.full(40, -5.0)
+    assert np.allclose(smooth_above(x[::-1], floor, fs)[::-1], smooth_above(x, floor, fs))
+    # a floor that the low-pass would cut through is respected within tol
+    floor = np.where(np.arange(40) % 10 < 2, 1.0, 0.0)
+    y = smooth_above(floor + 0.01, floor, fs, tol=1e-3)
+    assert np.all(y >= floor - 1e-3)
 
 
 def test_split_by_subject(model):

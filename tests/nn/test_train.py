@@ -81,7 +81,14 @@ def test_train_and_evaluate_commands(tmp_path, capsys):
     ]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"mae_deg", "pa_mpjpe_mm", "mpjve_mm_s", "scale_l1"}
+    assert set(metrics) == {
+        "mae_deg",
+        "root_geodesic_deg",
+        "root_flip_pct",
+        "pa_mpjpe_mm",
+        "mpjve_mm_s",
+        "scale_l1",
+    }
     assert (
         main(
             [
@@ -99,3 +106,19 @@ def test_train_and_evaluate_commands(tmp_path, capsys):
     )
     assert "pa_mpjpe_mm" in capsys.readouterr().out
     assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_keypoint_weight_ramps_up_per_step(setup, monkeypatch):
+    import diffbio.nn._train as tr
+
+    seen = []
+    real = tr.total_loss
+
+    def spy(model, weights, *args):
+        seen.append(weights.pos)
+        return real(model, weights, *args)
+
+    monkeypatch.setattr(tr, "total_loss", spy)
+    model, data = setup
+    _fit(model, data, epochs=2)  # 3 batches per epoch, warm-up over 0.3 x 6 steps
+    assert seen[0] == pytest.approx(100.0 / 1.8) and seen[1:] == [100.0] * 5

@@ -27,7 +27,7 @@ def setup():
 def _physics_after_training(model, data, weight: float) -> tuple[float, tuple[dict, ...]]:
     torch.manual_seed(0)
     net = KinematicsNet(NetConfig.small(data.features.shape[-1], 21, 10, seq_len=8))
-    cfg = TrainConfig(epochs=5, batch_size=2, lr=3e-3, seed=0, weights=LossWeights(physics=weight))
+    cfg = TrainConfig(epochs=10, batch_size=2, lr=3e-3, seed=0, weights=LossWeights(physics=weight))
     result = train(model, net, data, None, cfg, progress=False)
     net.eval()
     with torch.no_grad():
