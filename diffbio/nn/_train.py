@@ -206,6 +206,12 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[KinematicsNe
     except (OSError, RuntimeError, KeyError, EOFError) as exc:
         raise DiffbioError(f"{path}: not a diffbio network checkpoint ({exc})") from None
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    net = KinematicsNet(NetConfig(**cfg))
-    net.load_state_dict(blob["state"])
+    try:
+        net = KinematicsNet(NetConfig(**cfg))
+        net.load_state_dict(blob["state"])
+    except (TypeError, RuntimeError, KeyError) as exc:
+        first = str(exc).splitlines()[0]
+        raise DiffbioError(
+            f"{path}: written by another version of the network ({first}); retrain it"
+        ) from None
     return net.to(device).eval(), blob.get("extra", {})

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from diffbio._errors import DiffbioError
 from diffbio.cli._main import main
 from diffbio.data import SyntheticConfig, synthetic_dataset
 from diffbio.model import default_model
@@ -61,6 +62,17 @@ def test_checkpoint_round_trip(setup, tmp_path):
     net.eval()
     assert torch.equal(back(data.features).q, net(data.features).q)
     assert evaluate(model, back, data) == evaluate(model, net, data)
+
+
+def test_checkpoint_of_another_version_is_a_clear_error(setup, tmp_path):
+    model, data = setup
+    net, _ = _fit(model, data, epochs=1)
+    save_checkpoint(tmp_path / "m.pt", net)
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    blob["state"].pop(next(iter(blob["state"])))  # a weight the current network expects
+    torch.save(blob, tmp_path / "old.pt")
+    with pytest.raises(DiffbioError, match="another version of the network"):
+        load_checkpoint(tmp_path / "old.pt")
 
 
 def test_train_and_evaluate_commands(tmp_path, capsys):
