@@ -190,9 +190,11 @@ class _JointScrews:
     p: Tensor  # (..., NB, 3) body origins
 
 
-def _screws(model: Model, q: Tensor, scales: Tensor | None) -> _JointScrews:
+def _screws(model: Model, q: Tensor, scales: Tensor | None, fk=None) -> _JointScrews:
+    """The joint screws at ``q``; ``fk``: the result of ``_forward(model, q, scales,
+    with_axes=True)`` where the caller already has it (one kinematics pass shared)."""
     tree = kinematic_tree(model, q.dtype, q.device)
-    poses, axes = _forward(model, q, scales, with_axes=True)
+    poses, axes = _forward(model, q, scales, with_axes=True) if fk is None else fk
     d1, d2 = _axis_derivatives(model, tree, q)
     return _JointScrews(
         axes[..., :3, :],
@@ -377,12 +379,13 @@ def _axis_rates(topo: _Topology, d1: Tensor, d2: Tensor, qd: Tensor, qdd: Tensor
     return vd, vdd
 
 
-def _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity):
+def _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity, js=None):
     """``tau (..., Q)``, joint wrenches ``W (..., J, 6)`` (about the ground origin, in
-    ground) and the joint screws."""
+    ground) and the joint screws (``js``: :func:`_screws` at ``q``, ``scales`` where the
+    caller already has them)."""
     _check_inputs(model, q, qd, qdd, loads, scales)
     topo = _topology(model, q.dtype, q.device)
-    js = _screws(model, q, scales)
+    js = _screws(model, q, scales) if js is None else js
     inertial = _resolve_inertial(model, inertial, scales, q.dtype, q.device)
     vd, vdd = _axis_rates(topo, js.d1, js.d2, qd, qdd)
 
@@ -416,10 +419,26 @@ def _newton_euler(model, q, qd, qdd, loads, scales, inertial, gravity):
         F = F - loads.force
         N = N - loads.moment_about_origin()
     W = topo.anc_t @ torch.cat([N, F], -1)  # (..., J, 6)
-    n_c = W[..., :3] - _cross(js.c, W[..., 3:])  # moment about the joint centre
+    return _project(topo, js, W), W, js
+
+
+def _project(topo: _Topology, js: _JointScrews, W: Tensor) -> Tensor:
+    """Generalized forces ``(..., Q)`` of the joint wrenches ``W (..., J, 6)`` (about the
+    ground origin, in ground): each axis's screw times ``W``, times ``dv/dq``."""
+    c, f = torch.broadcast_tensors(js.c, W[..., 3:])
+    n_c = W[..., :3] - _cross(c, f)  # moment about the joint centre
     tau_ax = torch.cat([_mv(js.U, n_c), _mv(js.T, W[..., 3:])], -1) * js.d1
-    tau = tau_ax.flatten(-2) @ topo.axis_to_coord
-    return tau, W, js
+    return tau_ax.flatten(-2) @ topo.axis_to_coord
+
+
+def _load_generalized_forces(model: Model, js: _JointScrews, loads: BodyWrenches) -> Tensor:
+    """``J(q)^T f``: the generalized forces ``(..., Q)`` of external ``loads (..., NB, 3)``
+    alone at the pose of ``js`` (:func:`_screws`), i.e. ``-inverse_dynamics(q, 0, 0,
+    loads, gravity=False)`` without the motion terms, which vanish there."""
+    _check_loads(model, loads)
+    topo = _topology(model, js.c.dtype, js.c.device)
+    wrench = torch.cat([loads.moment_about_origin(), loads.force], -1)
+    return _project(topo, js, topo.anc_t @ wrench)
 
 
 def _vm(v: Tensor, M: Tensor) -> Tensor:

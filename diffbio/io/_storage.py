@@ -175,6 +175,66 @@ def _split(line: str) -> list[str]:
     return line.split()
 
 
+def _parse_block(lines: list[str], start: int, width: int) -> np.ndarray | None:
+    """The numeric rows ``lines[start:]`` as a ``(T, width)`` array parsed in C, or None
+    where the fast parse may disagree with :func:`_parse_rows` (which then reads the rows
+    and reports the exact error): a row of another width, a token that is not a plain
+    number, an empty tab-separated field, a line with a tab among lines without."""
+    import io
+    import warnings
+
+    body = "\n".join(lines[start:])
+    if not body.strip():
+        return None
+    # Tab-separated rows are split on tabs (fields stripped), others on whitespace; a
+    # table mixing the two, or holding empty fields, takes the slow path.
+    delimiter = "\t" if "\t" in body else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            table = np.loadtxt(
+                io.StringIO(body), dtype=np.float64, delimiter=delimiter, comments=None,
+                ndmin=2, quotechar=None,
+            )  # fmt: skip
+    except (ValueError, Warning):
+        return None
+    if table.shape[1] != width:
+        return None
+    return table
+
+
+def _parse_rows(
+    path: Path, lines: list[str], start: int, all_labels: list[str]
+) -> tuple[np.ndarray, list[int]]:
+    """The numeric rows ``lines[start:]`` read one by one (exact error messages): the
+    ``(T, width)`` table and the 1-based line number of every row."""
+    width = len(all_labels)
+    rows: list[list[float]] = []
+    row_lines: list[int] = []
+    for k in range(start, len(lines)):
+        text = lines[k]
+        if not text.strip():
+            continue
+        parts = _split(text)
+        if len(parts) != width:
+            raise FileFormatError(
+                path,
+                f"row has {len(parts)} values, expected {width} (time + {width - 1} columns)",
+                line=k + 1,
+            )
+        vals = []
+        for j, tok in enumerate(parts):
+            try:
+                vals.append(float(tok))
+            except ValueError:
+                raise FileFormatError(
+                    path, f"non-numeric value {tok!r}", line=k + 1, column=all_labels[j]
+                ) from None
+        rows.append(vals)
+        row_lines.append(k + 1)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width), row_lines
+
+
 def read_storage(path: str | Path, *, allow_nan: bool = True) -> Storage:
     """Read an OpenSim ``.sto``/``.mot`` file.
 
@@ -269,47 +329,33 @@ def read_storage(path: str | Path, *, allow_nan: bool = True) -> Storage:
             line=li + 1,
         )
 
-    rows: list[list[float]] = []
-    row_lines: list[int] = []
-    for k in range(li + 1, len(lines)):
-        text = lines[k]
-        if not text.strip():
-            continue
-        parts = _split(text)
-        if len(parts) != width:
-            raise FileFormatError(
-                path,
-                f"row has {len(parts)} values, expected {width} (time + {width - 1} columns)",
-                line=k + 1,
-            )
-        vals = []
-        for j, tok in enumerate(parts):
-            try:
-                vals.append(float(tok))
-            except ValueError:
-                raise FileFormatError(
-                    path, f"non-numeric value {tok!r}", line=k + 1, column=all_labels[j]
-                ) from None
-        rows.append(vals)
-        row_lines.append(k + 1)
+    table = _parse_block(lines, li + 1, width)
+    if table is None:
+        table, row_lines = _parse_rows(path, lines, li + 1, all_labels)
+    else:
+        row_lines = None
+    n = table.shape[0]
+    if n_rows is not None and n_rows != n:
+        raise FileFormatError(path, f"header says nRows={n_rows} but the table has {n} rows")
 
-    table = np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
-    if n_rows is not None and n_rows != len(rows):
-        raise FileFormatError(
-            path, f"header says nRows={n_rows} but the table has {len(rows)} rows"
-        )
+    def line_of(r: int) -> int:
+        nonlocal row_lines
+        if row_lines is None:
+            row_lines = [k + 1 for k in range(li + 1, len(lines)) if lines[k].strip()]
+        return row_lines[r]
+
     time = table[:, 0]
     if np.isnan(time).any():
         r = int(np.nonzero(np.isnan(time))[0][0])
-        raise FileFormatError(path, "time is NaN", line=row_lines[r], column=all_labels[0])
-    if len(rows) > 1:
+        raise FileFormatError(path, "time is NaN", line=line_of(r), column=all_labels[0])
+    if n > 1:
         bad = np.nonzero(np.diff(time) <= 0)[0]
         if bad.size:
             r = int(bad[0]) + 1
             raise FileFormatError(
                 path,
                 f"time is not strictly increasing: t={float(time[r])!r} follows t={float(time[r - 1])!r}",
-                line=row_lines[r],
+                line=line_of(r),
                 column=all_labels[0],
             )
     data = table[:, 1:]
@@ -320,7 +366,7 @@ def read_storage(path: str | Path, *, allow_nan: bool = True) -> Storage:
             raise FileFormatError(
                 path,
                 f"NaN value at time {float(time[r])!r} (allow_nan=False)",
-                line=row_lines[r],
+                line=line_of(r),
                 column=labels[c],
             )
     return Storage(name, time, labels, data, in_degrees, header, tuple(comments))

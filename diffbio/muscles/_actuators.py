@@ -245,8 +245,15 @@ def actuator_generalized_forces(model: Model, actuators, q: Tensor) -> Tensor:
         torque actuators give ``J^T`` of their unit wrench (from the model's Jacobians),
         differentiable w.r.t. ``q``.
     """
-    from diffbio.dynamics import BodyWrenches, PointLoad, body_wrenches, inverse_dynamics
-    from diffbio.kinematics import forward_kinematics
+    return _actuator_generalized_forces(model, actuators, q)
+
+
+def _actuator_generalized_forces(model: Model, actuators, q: Tensor, js=None) -> Tensor:
+    """:func:`actuator_generalized_forces`; ``js``: the joint screws at ``q``
+    (``diffbio.dynamics._rnea._screws``) where the caller already has them."""
+    from diffbio.dynamics import BodyWrenches, PointLoad, body_wrenches
+    from diffbio.dynamics._rnea import _load_generalized_forces, _screws
+    from diffbio.kinematics import BodyPoses
 
     check_actuators(model, actuators)
     Q = model.num_coordinates
@@ -256,7 +263,9 @@ def actuator_generalized_forces(model: Model, actuators, q: Tensor) -> Tensor:
     gen = {}
     if spatial:
         kw = {"dtype": q.dtype, "device": q.device}
-        poses = forward_kinematics(model, q)
+        if js is None:
+            js = _screws(model, q, None)
+        poses = BodyPoses(js.R, js.p, js.c)
         wrenches = []
         for a in spatial:
             loads = []
@@ -282,17 +291,14 @@ def actuator_generalized_forces(model: Model, actuators, q: Tensor) -> Tensor:
                 if a.body_b != GROUND:
                     loads.append(PointLoad(a.body_b, None, None, -ax, frame, frame))
             wrenches.append(body_wrenches(model, poses, loads))
-        # One inverse-dynamics pass for all spatial actuators: their unit wrenches stacked
-        # along a new leading dimension, the pose shared.
-        n = len(spatial)
+        # J^T of every unit wrench in one pass: the wrenches stacked along a new leading
+        # dimension, the pose and the joint screws shared (no motion terms: qd = qdd = 0).
         w = BodyWrenches(
             torch.stack([x.force for x in wrenches]),
             torch.stack([x.torque for x in wrenches]),
             torch.stack([x.point for x in wrenches]),
         )
-        qs = q.expand(n, *q.shape)
-        zero = torch.zeros_like(qs)
-        tau = -inverse_dynamics(model, qs, zero, zero, w, gravity=False)
+        tau = _load_generalized_forces(model, js, w)
         gen = {a.name: tau[k] for k, a in enumerate(spatial)}
     for a in actuators:
         if a.kind is ActuatorKind.COORDINATE:

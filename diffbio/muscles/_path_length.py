@@ -200,6 +200,13 @@ def muscle_geometry(
         ``moment_arms (..., M, Q)``, equal to :func:`muscle_tendon_lengths`,
         :func:`muscle_tendon_velocities` and :func:`moment_arms`.
     """
+    return _muscle_geometry(model, q, qd, scales)
+
+
+def _muscle_geometry(model: Model, q: Tensor, qd: Tensor | None, scales: Tensor | None, fk=None):
+    """:func:`muscle_geometry`; ``fk``: ``_forward(model, q, scales, with_axes=True)``
+    where the caller already has it (used where no coupler changes ``q`` and no muscle
+    wraps)."""
     _check(model, q, scales)
     if qd is not None and qd.shape != q.shape:
         raise ShapeError(f"qd must have the shape of q {tuple(q.shape)}; got {tuple(qd.shape)}")
@@ -209,7 +216,7 @@ def muscle_geometry(
         v = None if qd is None else muscle_tendon_velocities(model, qc, qd, scales)
         return muscle_tendon_lengths(model, qc, scales), v, moment_arms(model, q, scales)
     qc = _coupled(model, q)
-    lengths, dl = _plain_geometry(model, paths, qc, scales)
+    lengths, dl = _plain_geometry(model, paths, qc, scales, fk if qc is q else None)
     v = None if qd is None else (dl * qd.unsqueeze(-2)).sum(-1)
     return lengths, v, _fold_moment_arms(model, qc, dl)
 
@@ -235,7 +242,10 @@ class _PlainGeometryIndex:
     model, dtype and device)."""
 
     idx: Tensor  # (M, P) point indices, -1 pad
-    slot_body: Tensor  # (M * P,) muscle * (NB + 1) + body of each slot (ground/pad: NB)
+    real: Tensor  # (M, P) bool: the slot holds a point
+    points: Tensor  # (K,) the points in slot order (the real slots, muscle by muscle)
+    point_muscle: Tensor  # (K,) muscle of each of them
+    slot_body: Tensor  # (K,) muscle * (NB + 1) + body of each point (ground: NB)
     axis_flat: Tensor  # (A,) the coordinate-driven axes among the J * 6
     axis_joint: Tensor  # (A,)
     axis_rot: Tensor  # (A, 1) bool: rotation axis
@@ -243,7 +253,7 @@ class _PlainGeometryIndex:
     mov_point: Tensor  # (V,) moving entries: point, axis (0-2), coordinate
     mov_axis: Tensor
     mov_coord: Tensor
-    mov_slot: Tensor  # (V,) slot ``muscle * P + position`` of the entry's point
+    mov_slot: Tensor  # (V,) position of the entry's point in ``points``
     mov_out: Tensor  # (V,) ``muscle * Q + coordinate``
     mov_bank: object  # padded spline bank of the entries' spline functions (or None)
     mov_other: tuple  # (entry, function) evaluated one by one
@@ -275,10 +285,12 @@ def _plain_geometry_index(model: Model, paths: MusclePaths, dtype, device) -> _P
     anc = _ancestors(model, device)[:, joint].to(dtype).transpose(0, 1)  # (A, NB)
     anc = torch.cat([anc, torch.zeros_like(anc[:, :1])], 1)  # ground: no axis moves it
     body = torch.where(paths.body.to(device) < 0, NB, paths.body.to(device))
-    sb = torch.where(idx >= 0, body[idx.clamp(min=0)], torch.full_like(idx, NB))
+    real = idx >= 0
+    sb = torch.where(real, body[idx.clamp(min=0)], torch.full_like(idx, NB))
     sb = sb + (NB + 1) * torch.arange(M, device=device).unsqueeze(-1)
     mov = list(paths.moving)
-    slot = {int(k): (m * P + p) for m, row in enumerate(idx.tolist()) for p, k in enumerate(row)}
+    order = [(m, int(k)) for m, row in enumerate(idx.tolist()) for k in row if k >= 0]
+    slot = {k: r for r, (_, k) in enumerate(order)}
     spl = [e for e, mv in enumerate(mov) if isinstance(mv[3], PiecewiseCubic)]
     bank = None
     if spl:
@@ -297,7 +309,10 @@ def _plain_geometry_index(model: Model, paths: MusclePaths, dtype, device) -> _P
         )
     out = _PlainGeometryIndex(
         idx=idx,
-        slot_body=sb.reshape(-1),
+        real=real,
+        points=lt([k for _, k in order]),
+        point_muscle=lt([m for m, _ in order]),
+        slot_body=sb[real],
         axis_flat=flat,
         axis_joint=joint,
         axis_rot=((flat % 6) < 3).unsqueeze(-1),
@@ -306,7 +321,7 @@ def _plain_geometry_index(model: Model, paths: MusclePaths, dtype, device) -> _P
         mov_axis=lt([mv[1] for mv in mov]),
         mov_coord=lt([mv[2] for mv in mov]),
         mov_slot=lt([slot[mv[0]] for mv in mov]),
-        mov_out=lt([(slot[mv[0]] // P) * Q + mv[2] for mv in mov]),
+        mov_out=lt([order[slot[mv[0]]][0] * Q + mv[2] for mv in mov]),
         mov_bank=bank,
         mov_other=tuple((e, mov[e][3]) for e in range(len(mov)) if e not in set(spl)),
     )
@@ -341,7 +356,7 @@ def _cross(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _plain_geometry(
-    model: Model, paths: MusclePaths, q: Tensor, scales: Tensor | None
+    model: Model, paths: MusclePaths, q: Tensor, scales: Tensor | None, fk=None
 ) -> tuple[Tensor, Tensor]:
     """Lengths ``(..., M) [m]`` and partial derivatives ``dl/dq (..., M, Q)`` (couplers not
     folded) of muscles without wrap objects at ``q``, from one kinematics pass.
@@ -352,7 +367,8 @@ def _plain_geometry(
     through the joint centre ``o``) or ``t`` (translation), so ``w_k . dx_k/dv`` is the dot
     product of ``(x_k x w_k, w_k)`` with the axis twist ``(w, o x w)`` or ``(0, t)``: the
     points are summed per muscle and body first, then one small matrix product gives every
-    muscle's ``dl/dq``. A moving path point adds ``w_k . R_B[:, axis] f'(q)`` (scaled)."""
+    muscle's ``dl/dq``. A moving path point adds ``w_k . R_B[:, axis] f'(q)`` (scaled).
+    ``fk``: ``_forward(model, q, scales, with_axes=True)`` where the caller has it."""
     from diffbio.kinematics import axis_values, kinematic_tree
     from diffbio.kinematics._fk import _forward
 
@@ -371,28 +387,33 @@ def _plain_geometry(
         loc = loc.reshape(*lead, -1).index_copy(-1, flat_k, val).reshape(*lead, -1, 3)
     if s_ext is not None:
         loc = loc * s_ext[..., paths.body, :]
-    poses, axes_G = _forward(model, q, scales, with_axes=True)
+    poses, axes_G = _forward(model, q, scales, with_axes=True) if fk is None else fk
     Rg, pg = poses_with_ground(poses.rotation, poses.translation)
     X = pg[..., paths.body, :] + (Rg[..., paths.body, :, :] @ loc.unsqueeze(-1)).squeeze(-1)
-    # segments between consecutive active points
+    # segments between consecutive active points, found on the padded (M, P) slots, then
+    # evaluated on the K real slots only (muscle by muscle, each point once)
     idx = ix.idx
     M, Pn = idx.shape
-    safe = idx.clamp(min=0)
-    am = point_active(paths, q)[..., safe] & (idx >= 0)
+    am = point_active(paths, q)[..., idx.clamp(min=0)] & ix.real
     ar = torch.arange(Pn, device=q.device)
     cm = torch.flip(torch.cummin(torch.flip(torch.where(am, ar, Pn), [-1]), -1).values, [-1])
     nxt = torch.cat([cm[..., 1:], torch.full_like(cm[..., :1], Pn)], -1)
-    seg = am & (nxt < Pn)
-    take = nxt.clamp(max=Pn - 1).unsqueeze(-1).expand(*nxt.shape, 3)
-    Xc = X[..., safe, :]  # (..., M, P, 3)
+    seg = (am & (nxt < Pn))[..., ix.real]  # (..., K)
+    # the next active point of each slot, as a position among the K real slots
+    start = torch.cumsum(ix.real.sum(-1), 0) - ix.real.sum(-1)  # first slot of each muscle
+    nxt_k = (nxt[..., ix.real] + start[ix.point_muscle]).clamp(max=ix.points.numel() - 1)
+    Xc = X[..., ix.points, :]  # (..., K, 3)
+    take = nxt_k.unsqueeze(-1).expand(*nxt_k.shape, 3)
     d = torch.where(seg.unsqueeze(-1), torch.gather(Xc, -2, take) - Xc, torch.ones_like(Xc))
     dist = d.norm(dim=-1, keepdim=True)
     segf = seg.to(q.dtype).unsqueeze(-1)
-    lengths = (dist * segf).sum((-2, -1))
+    lengths = torch.zeros(*lead, M, dtype=q.dtype, device=q.device)
+    lengths = lengths.index_add(-1, ix.point_muscle, (dist * segf).squeeze(-1))
     u_out = (d / dist) * segf
-    w = torch.zeros_like(u_out).scatter_add_(-2, take, u_out) - u_out  # (..., M, P, 3)
-    f = torch.cat([_cross(Xc, w), w], -1).reshape(-1, 6)  # (N * M * P, 6), N = prod(lead)
-    nl = f.shape[0] // (M * Pn)
+    w = torch.zeros_like(u_out).scatter_add_(-2, take, u_out) - u_out  # (..., K, 3)
+    f = torch.cat([_cross(Xc, w), w], -1).reshape(-1, 6)  # (N * K, 6), N = prod(lead)
+    K = ix.points.numel()
+    nl = f.shape[0] // K
     rows = torch.arange(nl, device=q.device).unsqueeze(-1) * (M * (NB + 1)) + ix.slot_body
     F = torch.zeros(nl * M * (NB + 1), 6, dtype=q.dtype, device=q.device)
     F = F.index_add_(0, rows.reshape(-1), f).reshape(*lead, M, (NB + 1) * 6)
@@ -416,7 +437,7 @@ def _plain_geometry(
         cols = Rg.transpose(-1, -2)[..., bidx, ix.mov_axis, :]  # (..., V, 3)
         if s_ext is not None:
             slope = slope * s_ext[..., bidx, ix.mov_axis]
-        wv = w.reshape(*lead, M * Pn, 3)[..., ix.mov_slot, :]
+        wv = w[..., ix.mov_slot, :]
         dlm = (wv * cols).sum(-1) * slope  # (..., V)
         dl = dl.reshape(*lead, M * Q).index_add(-1, ix.mov_out, dlm).reshape(*lead, M, Q)
     return lengths, dl

@@ -20,17 +20,19 @@ import torch
 from torch import Tensor
 
 from diffbio._errors import DiffbioError
+from diffbio.kinematics import BodyPoses
+from diffbio.kinematics._fk import _forward
 from diffbio.model import Model
 from diffbio.muscles._actuators import (
     Actuator,
-    actuator_generalized_forces,
+    _actuator_generalized_forces,
     muscle_control_bounds,
     read_actuators,
 )
 from diffbio.muscles._hill import rigid_tendon_force
 from diffbio.muscles._params import MuscleCurves, MuscleParameters, muscle_parameters_from_osim
 from diffbio.muscles._path import muscle_paths
-from diffbio.muscles._path_length import muscle_geometry, muscle_names
+from diffbio.muscles._path_length import _muscle_geometry, muscle_names
 from diffbio.muscles._static_opt import StaticOptimizationResult, static_optimization
 from diffbio.solvers import QPOptions
 
@@ -96,6 +98,12 @@ def muscle_states(
     force ``(..., M)`` of the rigid-tendon muscles at ``q, qd (..., T, Q)``, in chunks of
     frames along the last leading axis (memory: ``chunk`` frames where muscles wrap, whose
     moment arms take one forward-mode pass per coordinate; at least 256 otherwise)."""
+    return _muscle_states(model, params, q, qd, chunk=chunk, progress=progress)
+
+
+def _muscle_states(model, params, q, qd, *, chunk=32, progress=False, fk=None):
+    """:func:`muscle_states`; ``fk``: ``_forward(model, q, None, with_axes=True)`` where
+    the caller already has it (sliced into the same chunks)."""
     T = q.shape[-2]
     if not muscle_paths(model, q.dtype, q.device).has_wrapping:
         chunk = max(chunk, 256)
@@ -108,12 +116,25 @@ def muscle_states(
         it = tqdm(it, desc="muscle geometry", unit="chunk", leave=False)
     for s in it:
         qc, qdc = q[..., s : s + chunk, :], qd[..., s : s + chunk, :]
-        lmt, vmt, r = muscle_geometry(model, qc, qdc)
+        fkc = None if fk is None else _chunk_kinematics(fk, s, min(chunk, T - s))
+        lmt, vmt, r = _muscle_geometry(model, qc, qdc, None, fkc)
         f = rigid_tendon_force(torch.ones_like(lmt), lmt, vmt, params, fv_activation=fva)
         R.append(r)
         Fa.append(f.F_active_per_a)
         Fp.append(f.F_passive)
     return torch.cat(R, -3), torch.cat(Fa, -2), torch.cat(Fp, -2)
+
+
+def _chunk_kinematics(fk, s: int, n: int):
+    """Frames ``s : s + n`` of ``_forward(..., with_axes=True)``: poses and axes whose frame
+    axis precedes ``(NB, 3, 3)``, ``(NB, 3)``, ``(J, 3)`` and ``(J, 6, 3)``."""
+    poses, axes = fk
+
+    def cut(x: Tensor, core: int) -> Tensor:
+        return x.narrow(x.dim() - core - 1, s, n)
+
+    rot, trans, centres = poses.rotation, poses.translation, poses.joint_centers
+    return BodyPoses(cut(rot, 3), cut(trans, 2), cut(centres, 2)), cut(axes, 3)
 
 
 def structural_zeros(moment_arms: Tensor, tol: float | None = None) -> Tensor:
@@ -165,17 +186,24 @@ def static_optimization_frames(
     Moment arms that are rounding noise at every frame are set to exactly 0
     (:func:`structural_zeros`).
     """
-    from diffbio.dynamics import inverse_dynamics, wrenches_from_external_loads
+    from diffbio.dynamics import wrenches_from_external_loads
+    from diffbio.dynamics._rnea import _newton_euler, _screws
 
     names = muscle_names(model)
     if tuple(params.names) and tuple(params.names) != tuple(names):
         raise DiffbioError("muscle parameters are not in the model's muscle order")
     params = params.to(dtype=q.dtype, device=q.device)
-    w = wrenches_from_external_loads(model, loads, q, time) if loads is not None else None
-    tau = inverse_dynamics(model, q, qd, qdd, w)
-    R, Fa, Fp = muscle_states(model, params, q, qd, chunk=chunk, progress=progress)
+    # One kinematics pass shared by the loads, inverse dynamics, the muscle paths and the
+    # actuators (each would otherwise run its own).
+    fk = _forward(model, q, None, with_axes=True)
+    js = _screws(model, q, None, fk)
+    w = None
+    if loads is not None:
+        w = wrenches_from_external_loads(model, loads, q, time, poses=fk[0])
+    tau = _newton_euler(model, q, qd, qdd, w, None, None, True, js)[0]
+    R, Fa, Fp = _muscle_states(model, params, q, qd, chunk=chunk, progress=progress, fk=fk)
     R = structural_zeros(R)
-    S = actuator_generalized_forces(model, tuple(actuators), q)
+    S = _actuator_generalized_forces(model, tuple(actuators), q, js)
     keep = (R != 0).flatten(0, -3).any(0).any(0) | (S != 0).any(-1).flatten(0, -2).any(0)
     for i, c in enumerate(model.coordinates):
         if c.locked:
