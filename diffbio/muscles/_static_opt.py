@@ -187,7 +187,8 @@ def static_optimization(
     start = None  # active-set start: float64 only (float32's acceptance tolerance is loose)
     if blk is not None and dt == torch.float64:
         start = (torch.zeros_like(q0, dtype=torch.bool),) * 2
-    sol = _solve(blk, 2.0 * wq, q0, Aq, bq, loq, hiq, A_k, options, start)
+    seq = -2 if start is not None and q0.dim() > 2 else None  # frames: neighbour warm starts
+    sol = _solve(blk, 2.0 * wq, q0, Aq, bq, loq, hiq, A_k, options, start, seq)
     x, status = sol.x, sol.status
     if exponent != 2.0:
         warm = (sol.z_lower.detach() > 0, sol.z_upper.detach() > 0)
@@ -398,14 +399,17 @@ def _blocks(A: Tensor) -> _Blocks | None:
     )
 
 
-def _solve(blk, P, q, A, b, lo, hi, A_full, options, warm=None):
-    """One batched diagonal QP (in the padded block layout when ``blk`` is given). Where
-    gradients reach ``A_full``'s entries between blocks, the QP is first solved without
-    gradients and then again, warm-started, with :meth:`_Blocks.cross_terms` added."""
+def _solve(blk, P, q, A, b, lo, hi, A_full, options, warm=None, seq=None):
+    """One batched diagonal QP (in the padded block layout when ``blk`` is given; ``seq``:
+    the batch dimension of the frames, for neighbour warm starts). Where gradients reach
+    ``A_full``'s entries between blocks, the QP is first solved without gradients and then
+    again, warm-started, with :meth:`_Blocks.cross_terms` added."""
     if blk is not None and A_full.requires_grad and torch.is_grad_enabled():
         with torch.no_grad():
-            s0 = solve_qp(P, q, A, b, lo, hi, diagonal=True, options=options, warm_start=warm)
+            s0 = solve_qp(P, q, A, b, lo, hi, diagonal=True, options=options, warm_start=warm,
+                          sequence_dim=seq)  # fmt: skip
         dq, db = blk.cross_terms(A_full, s0.x, s0.y_eq)
         q, b = q + dq, b + db
         warm = (s0.z_lower > 0, s0.z_upper > 0)
-    return solve_qp(P, q, A, b, lo, hi, diagonal=True, options=options, warm_start=warm)
+    return solve_qp(P, q, A, b, lo, hi, diagonal=True, options=options, warm_start=warm,
+                    sequence_dim=seq)  # fmt: skip

@@ -14,13 +14,21 @@ from diffbio.solvers._qp_types import QPOptions, QPSolution, QPStatus
 _OUT_NAMES = ("x", "y_eq", "z_lower", "z_upper", "z_ineq")
 
 
-def _active_set_rounds(d: QPData, res: dict, todo, act_l, act_u, act_g, opts, rounds: int):
+def _active_set_rounds(
+    d: QPData, res: dict, todo, act_l, act_u, act_g, opts, rounds: int, cautious: bool = False
+):
     """Primal-dual active-set rounds on the problems ``todo`` (in place on ``res`` and the
     masks): solve the KKT system of the guessed active set; where that solution is primal
     and dual feasible it is the exact solution (written to ``res``); elsewhere constraints
-    with negative multipliers are released and violated ones added. Returns the problems
-    still unresolved (including those whose KKT system was singular)."""
+    with negative multipliers are released and violated ones added. Where adding all the
+    violated bounds makes the KKT system singular (e.g. more equality rows than free
+    variables), with ``cautious`` the round is redone from the previous set adding only the
+    most violated bound (and so on for that problem). Returns the problems still
+    unresolved (including singular ones)."""
     failed = todo[:0]
+    cau_l = cau_u = cau_g = None  # cautious alternative of each problem's current set
+    has_cau = torch.zeros_like(todo, dtype=torch.bool)
+    careful = torch.zeros_like(todo, dtype=torch.bool)  # went singular: one addition a round
     for _ in range(rounds):
         if todo.numel() == 0:
             break
@@ -29,21 +37,44 @@ def _active_set_rounds(d: QPData, res: dict, todo, act_l, act_u, act_g, opts, ro
         x, y, zl, zu, zg, ok = kkt_solve(ds, al, au, ag, -ds.q, ds.b, -ds.l0, ds.u0, ds.h)
         scale = 1.0 + torch.stack([inf_norm(x), inf_norm(ds.b), inf_norm(ds.h)], -1).amax(-1)
         tol = (10.0 * (opts.eps_abs + opts.eps_rel * scale)).unsqueeze(-1)
-        viol_l = ((x - ds.l0) < -tol) & (ds.fl > 0)
-        viol_u = ((ds.u0 - x) < -tol) & (ds.fu > 0)
+        gap_l = ds.l0 - x
+        gap_u = x - ds.u0
+        viol_l = (gap_l > tol) & (ds.fl > 0)
+        viol_u = (gap_u > tol) & (ds.fu > 0)
         viol_g = ds.Gmv(x) - ds.h > tol
         neg_l, neg_u, neg_g = zl < -tol, zu < -tol, zg < -tol
+        if cautious and bool(careful.any()):  # one-at-a-time sets can be nearly singular
+            ok = ok & (~careful | (inf_norm(ds.Amv(x) - ds.b) <= tol.squeeze(-1)))
         good = ok & ~(viol_l | viol_u | neg_l | neg_u).any(-1) & ~(viol_g | neg_g).any(-1)
         gi = todo[good]
         for key, val in (("x", x), ("y", y), ("zl", zl), ("zu", zu), ("zg", zg)):
             res[key][gi] = val[good]
-        failed = torch.cat([failed, todo[~ok]])
+        redo = ~ok & has_cau
+        failed = torch.cat([failed, todo[~ok & ~has_cau]])
         retry = ok & ~good
         ri = todo[retry]
-        act_l[ri] = (al[retry] & ~neg_l[retry]) | viol_l[retry]
-        act_u[ri] = (au[retry] & ~neg_u[retry]) | viol_u[retry]
-        act_g[ri] = (ag[retry] & ~neg_g[retry]) | viol_g[retry]
-        todo = ri
+        bl, bu = al[retry] & ~neg_l[retry], au[retry] & ~neg_u[retry]
+        vl, vu = viol_l[retry], viol_u[retry]
+        zero = torch.zeros_like(x[retry])
+        vmag = torch.maximum(
+            torch.where(vl, gap_l[retry], zero), torch.where(vu, gap_u[retry], zero)
+        )
+        top = torch.zeros_like(vl).scatter_(-1, vmag.argmax(-1, keepdim=True), True)
+        cl, cu = bl | (top & vl), bu | (top & vu)
+        c = careful[retry].unsqueeze(-1)
+        nl, nu = torch.where(c, cl, bl | vl), torch.where(c, cu, bu | vu)
+        ng = (ag[retry] & ~neg_g[retry]) | viol_g[retry]
+        new_todo = torch.cat([ri, todo[redo]])
+        act_l[new_todo] = torch.cat([nl, cau_l[redo] if cau_l is not None else nl[:0]])
+        act_u[new_todo] = torch.cat([nu, cau_u[redo] if cau_u is not None else nu[:0]])
+        act_g[new_todo] = torch.cat([ng, cau_g[redo] if cau_g is not None else ng[:0]])
+        n_redo = new_todo.numel() - ri.numel()
+        cau_l = torch.cat([cl, nl[:0].new_zeros(n_redo, nl.shape[-1])])
+        cau_u = torch.cat([cu, nu[:0].new_zeros(n_redo, nu.shape[-1])])
+        cau_g = torch.cat([ng, ng[:0].new_zeros(n_redo, ng.shape[-1])])
+        has_cau = torch.cat([~careful[retry] & cautious, torch.zeros_like(redo[:n_redo])])
+        careful = torch.cat([careful[retry], torch.ones_like(redo[:n_redo])])
+        todo = new_todo
     return torch.cat([failed, todo])
 
 
@@ -82,10 +113,36 @@ def _residual_norms(d: QPData, x, y, zl, zu, zg):
     return pres, dres
 
 
-def _warm_solve(d: QPData, opts: QPOptions, warm, rounds: int = 8):
-    """Active-set rounds from the guess ``warm = (act_l, act_u[, act_g])``; problems left
-    unresolved go to the interior-point method (and its polish). Same result layout as
-    :func:`ipm_solve` plus the active masks."""
+def _nearest_solved(lines: torch.Tensor, solved: torch.Tensor) -> torch.Tensor:
+    """(B,) long: for each problem the nearest solved problem on its line (-1: none).
+
+    ``lines``: (NL, L) long, the problems' indices along each sequence (-1: no problem),
+    ``solved``: (B,) bool."""
+    L = lines.shape[-1]
+    valid = lines >= 0
+    ok = valid & solved[lines.clamp(min=0)]
+    pos = torch.arange(L, device=lines.device).expand_as(lines)
+    prev = torch.where(ok, pos, -1).cummax(-1).values
+    big = 2 * L + 1
+    nxt = torch.where(ok, pos, big).flip(-1).cummin(-1).values.flip(-1)
+    use_prev = (prev >= 0) & ((pos - prev) <= (nxt - pos))
+    pick = torch.where(use_prev, prev, nxt)
+    found = valid & (pick < L)
+    src = lines.gather(-1, pick.clamp(max=L - 1))
+    donor = torch.full_like(solved, -1, dtype=torch.long)
+    donor[lines[found]] = src[found]
+    return donor
+
+
+_NEIGHBOUR_PASSES = 3
+
+
+def _warm_solve(d: QPData, opts: QPOptions, warm, lines=None, rounds: int = 8):
+    """Active-set rounds from the guess ``warm = (act_l, act_u[, act_g])``; with ``lines``
+    (see :func:`_nearest_solved`), problems left unresolved retry from the final active set
+    of the nearest resolved problem on their line (up to ``_NEIGHBOUR_PASSES`` times, while
+    that settles some); problems still unresolved go to the interior-point method (and its
+    polish). Same result layout as :func:`ipm_solve` plus the active masks."""
     B, n = d.q.shape
     fl, fu = d.fl > 0, d.fu > 0
     act_l = warm[0].expand(B, n) & fl
@@ -96,7 +153,22 @@ def _warm_solve(d: QPData, opts: QPOptions, warm, rounds: int = 8):
     res = {"x": zeros(n), "y": zeros(d.m), "zl": zeros(n), "zu": zeros(n), "zg": zeros(d.p)}
     crossed = ((d.l0 > d.u0) & fl & fu).any(-1)
     todo = torch.nonzero(~crossed).squeeze(-1)
-    rest = _active_set_rounds(d, res, todo, act_l, act_u, act_g, opts, rounds)
+    rest = _active_set_rounds(d, res, todo, act_l, act_u, act_g, opts, rounds, True)
+    if lines is not None:
+        for _ in range(_NEIGHBOUR_PASSES):
+            solved = torch.ones(B, dtype=torch.bool, device=d.q.device)
+            solved[rest] = False
+            solved[crossed] = False
+            donor = _nearest_solved(lines, solved)[rest]
+            has = donor >= 0
+            if not bool(has.any()):
+                break
+            ri, di = rest[has], donor[has]
+            act_l[ri], act_u[ri], act_g[ri] = act_l[di], act_u[di], act_g[di]
+            again = _active_set_rounds(d, res, ri, act_l, act_u, act_g, opts, rounds, True)
+            rest = torch.cat([rest[~has], again])
+            if again.numel() == 0 or again.numel() == ri.numel():
+                break
     rest = torch.cat([rest, torch.nonzero(crossed).squeeze(-1)])
     status = torch.full((B,), int(QPStatus.SOLVED), dtype=torch.int64, device=d.q.device)
     iters = torch.zeros(B, dtype=torch.int64, device=d.q.device)
@@ -121,12 +193,12 @@ def _warm_solve(d: QPData, opts: QPOptions, warm, rounds: int = 8):
 
 class _QPFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, opts, warm, P, q, A, b, l, u, G, h):
+    def forward(ctx, opts, warm, lines, P, q, A, b, l, u, G, h):
         if P.dim() == 3:
             P = 0.5 * (P + P.transpose(-1, -2))
         d = QPData.build(P, q, A, b, l, u, G, h)
         if warm is not None:
-            res, act_l, act_u, act_g = _warm_solve(d, opts, warm)
+            res, act_l, act_u, act_g = _warm_solve(d, opts, warm, lines)
             solved = res["status"] == int(QPStatus.SOLVED)
         else:
             res = ipm_solve(d, opts)
@@ -166,7 +238,7 @@ class _QPFunction(torch.autograd.Function):
         dx, dy, dzl, dzu, dzg = (
             torch.where(ok, v, torch.zeros_like(v)) for v in (dx, dy, dzl, dzu, dzg)
         )
-        need = ctx.needs_input_grad
+        need = ctx.needs_input_grad[1:]  # inputs (opts, warm, lines, P, ...): P at 2
         gP = gq = gA = gb = gl = gu = gG = gh = None
         if need[2]:
             if P.dim() == 2:
@@ -188,7 +260,7 @@ class _QPFunction(torch.autograd.Function):
             gG = -(zg.unsqueeze(-1) * dx.unsqueeze(-2) + dzg.unsqueeze(-1) * x.unsqueeze(-2))
         if need[9]:
             gh = dzg
-        return None, None, gP, gq, gA, gb, gl, gu, gG, gh
+        return None, None, None, gP, gq, gA, gb, gl, gu, gG, gh
 
 
 def _check(name: str, t: torch.Tensor, core: tuple[int, ...]) -> None:
@@ -211,6 +283,7 @@ def solve_qp(
     diagonal: bool | None = None,
     options: QPOptions | None = None,
     warm_start: tuple[torch.Tensor, ...] | None = None,
+    sequence_dim: int | None = None,
 ) -> QPSolution:
     """Solve ``min 1/2 x'Px + q'x  s.t.  Ax = b,  l <= x <= u,  Gx <= h`` for a batch.
 
@@ -236,6 +309,10 @@ def solve_qp(
             the guess (each one exact KKT solve) replace the interior-point method wherever
             they find the optimal active set within a few rounds; the others fall back to
             it. Same solutions and gradients, much faster when the guess is close.
+        sequence_dim: with ``warm_start``, a batch dimension along which neighbouring
+            problems are alike (e.g. time frames): problems whose rounds from the guess do
+            not settle retry from the final active set of the nearest settled problem along
+            it before falling back to the interior-point method. Same solutions.
 
     Returns:
         :class:`QPSolution`; problems that are not SOLVED carry their status and, by
@@ -298,13 +375,25 @@ def solve_qp(
         for t, k in zip(warm_start, (n, n, p)):
             _check("warm_start", t, (k,))
             warm.append(t.to(device=dev, dtype=torch.bool).expand(*batch, k).reshape(B, k))
+    lines = None
+    if warm is not None and sequence_dim is not None and B > 0:
+        if not -len(batch) <= sequence_dim < len(batch):
+            raise ShapeError(
+                f"solve_qp: sequence_dim {sequence_dim} is not a batch dimension of {tuple(batch)}"
+            )
+        order = torch.arange(B, device=dev).reshape(batch).movedim(sequence_dim, -1)
+        lines = order.reshape(-1, batch[sequence_dim])
     chunk = opts.chunk_size or max(B, 1)
     parts = []
     for c0 in range(0, B, chunk):
         w_c = None if warm is None else tuple(t[c0 : c0 + chunk] for t in warm)
-        parts.append(_QPFunction.apply(opts, w_c, *(t[c0 : c0 + chunk] for t in flat)))
+        l_c = lines
+        if lines is not None and chunk < B:
+            inside = (lines >= c0) & (lines < c0 + chunk)
+            l_c = torch.where(inside, lines - c0, -1)
+        parts.append(_QPFunction.apply(opts, w_c, l_c, *(t[c0 : c0 + chunk] for t in flat)))
     if not parts:
-        parts.append(_QPFunction.apply(opts, warm, *flat))
+        parts.append(_QPFunction.apply(opts, warm, None, *flat))
     cols = [torch.cat(col, 0) if len(parts) > 1 else col[0] for col in zip(*parts)]
     cols = [c.reshape(tuple(batch) + tuple(c.shape[1:])) for c in cols]
     x, y, zl, zu, zg, status, iters, pres, dres = cols
