@@ -14,68 +14,106 @@ from diffbio.solvers._qp_types import QPOptions, QPSolution, QPStatus
 _OUT_NAMES = ("x", "y_eq", "z_lower", "z_upper", "z_ineq")
 
 
-def _active_set_rounds(
-    d: QPData, res: dict, todo, act_l, act_u, act_g, opts, rounds: int, cautious: bool = False
-):
-    """Primal-dual active-set rounds on the problems ``todo`` (in place on ``res`` and the
-    masks): solve the KKT system of the guessed active set; where that solution is primal
-    and dual feasible it is the exact solution (written to ``res``); elsewhere constraints
+def _rounds(d: QPData, sol, todo, act, opts, rounds: int, cautious: bool = False):
+    """Primal-dual active-set rounds on the problems ``todo`` (in place on ``sol`` and
+    ``act``): solve the KKT system of the guessed active set; where that solution is primal
+    and dual feasible it is the exact solution (written to ``sol``); elsewhere constraints
     with negative multipliers are released and violated ones added. Where adding all the
     violated bounds makes the KKT system singular (e.g. more equality rows than free
     variables), with ``cautious`` the round is redone from the previous set adding only the
     most violated bound (and so on for that problem). Returns the problems still
-    unresolved (including singular ones)."""
-    failed = todo[:0]
-    cau_l = cau_u = cau_g = None  # cautious alternative of each problem's current set
-    has_cau = torch.zeros_like(todo, dtype=torch.bool)
-    careful = torch.zeros_like(todo, dtype=torch.bool)  # went singular: one addition a round
+    unresolved (including singular ones).
+
+    ``sol``: (B, 3n + m + p) the packed solution (x, y, z_l, z_u, z_g); ``act``:
+    (B, 2n + p) bool, the packed active masks (lower, upper, inequality rows).
+    """
+    n, m = d.q.shape[-1], d.m
+    failed = []
+    cau = None  # cautious alternative of each problem's current set
+    has_cau = careful = None  # (k,) bool, None: all False
+    bh = torch.maximum(inf_norm(d.b), inf_norm(d.h)) if todo.numel() else None
     for _ in range(rounds):
         if todo.numel() == 0:
             break
         ds = d.select(todo)
-        al, au, ag = act_l[todo], act_u[todo], act_g[todo]
+        a = act[todo]
+        al, au, ag = a[:, :n], a[:, n : 2 * n], a[:, 2 * n :]
         x, y, zl, zu, zg, ok = kkt_solve(ds, al, au, ag, -ds.q, ds.b, -ds.l0, ds.u0, ds.h)
-        scale = 1.0 + torch.stack([inf_norm(x), inf_norm(ds.b), inf_norm(ds.h)], -1).amax(-1)
+        w = torch.cat([x, y, zl, zu, zg], -1)
+        scale = 1.0 + torch.maximum(inf_norm(x), bh[todo])
         tol = (10.0 * (opts.eps_abs + opts.eps_rel * scale)).unsqueeze(-1)
-        gap_l = ds.l0 - x
-        gap_u = x - ds.u0
-        viol_l = (gap_l > tol) & (ds.fl > 0)
-        viol_u = (gap_u > tol) & (ds.fu > 0)
-        viol_g = ds.Gmv(x) - ds.h > tol
-        neg_l, neg_u, neg_g = zl < -tol, zu < -tol, zg < -tol
-        if cautious and bool(careful.any()):  # one-at-a-time sets can be nearly singular
+        gap = torch.cat([ds.l0 - x, x - ds.u0, ds.Gmv(x) - ds.h], -1)
+        fin = (
+            ds.vec[:, 3 * n : 5 * n] if ds.vec is not None else torch.cat([ds.fl, ds.fu], -1)
+        ) > 0
+        viol = gap > tol
+        viol[:, : 2 * n] &= fin
+        neg = w[:, n + m :] < -tol
+        if cautious and careful is not None and bool(careful.any()):
             ok = ok & (~careful | (inf_norm(ds.Amv(x) - ds.b) <= tol.squeeze(-1)))
-        good = ok & ~(viol_l | viol_u | neg_l | neg_u).any(-1) & ~(viol_g | neg_g).any(-1)
-        gi = todo[good]
-        for key, val in (("x", x), ("y", y), ("zl", zl), ("zu", zu), ("zg", zg)):
-            res[key][gi] = val[good]
-        redo = ~ok & has_cau
-        failed = torch.cat([failed, todo[~ok & ~has_cau]])
+        good = ok & ~(viol | neg).any(-1)
+        sol[todo[good]] = w[good]
+        fail = ~ok if has_cau is None else ~ok & ~has_cau
+        failed.append(todo[fail])
         retry = ok & ~good
-        ri = todo[retry]
-        bl, bu = al[retry] & ~neg_l[retry], au[retry] & ~neg_u[retry]
-        vl, vu = viol_l[retry], viol_u[retry]
-        zero = torch.zeros_like(x[retry])
-        vmag = torch.maximum(
-            torch.where(vl, gap_l[retry], zero), torch.where(vu, gap_u[retry], zero)
-        )
-        top = torch.zeros_like(vl).scatter_(-1, vmag.argmax(-1, keepdim=True), True)
-        cl, cu = bl | (top & vl), bu | (top & vu)
-        c = careful[retry].unsqueeze(-1)
-        nl, nu = torch.where(c, cl, bl | vl), torch.where(c, cu, bu | vu)
-        ng = (ag[retry] & ~neg_g[retry]) | viol_g[retry]
-        new_todo = torch.cat([ri, todo[redo]])
-        act_l[new_todo] = torch.cat([nl, cau_l[redo] if cau_l is not None else nl[:0]])
-        act_u[new_todo] = torch.cat([nu, cau_u[redo] if cau_u is not None else nu[:0]])
-        act_g[new_todo] = torch.cat([ng, cau_g[redo] if cau_g is not None else ng[:0]])
-        n_redo = new_todo.numel() - ri.numel()
-        cau_l = torch.cat([cl, nl[:0].new_zeros(n_redo, nl.shape[-1])])
-        cau_u = torch.cat([cu, nu[:0].new_zeros(n_redo, nu.shape[-1])])
-        cau_g = torch.cat([ng, ng[:0].new_zeros(n_redo, ng.shape[-1])])
-        has_cau = torch.cat([~careful[retry] & cautious, torch.zeros_like(redo[:n_redo])])
-        careful = torch.cat([careful[retry], torch.ones_like(redo[:n_redo])])
-        todo = new_todo
-    return torch.cat([failed, todo])
+        redo = None if has_cau is None else ~ok & has_cau
+        # next set: release the negative multipliers, add every violated constraint (or,
+        # for careful problems, only the most violated bound: the cautious alternative)
+        keep_ = a & ~neg
+        full = keep_ | viol
+        vg = torch.where(viol[:, : 2 * n], gap[:, : 2 * n], 0.0)
+        vmag = torch.maximum(vg[:, :n], vg[:, n:])
+        top = torch.zeros_like(viol).scatter_(-1, vmag.argmax(-1, keepdim=True), True)
+        top[:, n : 2 * n] = top[:, :n]
+        top[:, 2 * n :] = True
+        cand = keep_ | (top & viol)
+        nxt = full if careful is None else torch.where(careful.unsqueeze(-1), cand, full)
+        if redo is not None and bool(redo.any()):
+            nxt = torch.where(redo.unsqueeze(-1), cau, nxt)
+            sel = retry | redo
+            cau = torch.where(redo.unsqueeze(-1), False, cand)[sel]
+            new_has = (~careful & cautious) if cautious else torch.zeros_like(redo)
+            has_cau = torch.where(redo, False, new_has)[sel]
+            careful = (careful | redo)[sel]
+        else:
+            sel = retry
+            cau = cand[sel]
+            c0 = careful[sel] if careful is not None else None
+            if cautious:
+                has_cau = ~c0 if c0 is not None else torch.ones_like(retry[sel])
+            else:
+                has_cau = torch.zeros_like(retry[sel])
+            careful = c0 if c0 is not None else torch.zeros_like(retry[sel])
+        todo = todo[sel]
+        act[todo] = nxt[sel]
+    failed.append(todo)
+    return torch.cat(failed) if len(failed) > 1 else failed[0]
+
+
+def _active_set_rounds(
+    d: QPData, res: dict, todo, act_l, act_u, act_g, opts, rounds: int, cautious: bool = False
+):
+    """:func:`_rounds` on separate active masks and a dict of solution tensors (x, y, zl,
+    zu, zg), all updated in place."""
+    sol = torch.cat([res[k] for k in _SOL_KEYS], -1)
+    act = torch.cat([act_l, act_u, act_g], -1)
+    rest = _rounds(d, sol, todo, act, opts, rounds, cautious)
+    for k, v in zip(_SOL_KEYS, _split_sol(sol, d)):
+        res[k].copy_(v)
+    n = act_l.shape[-1]
+    act_l.copy_(act[:, :n])
+    act_u.copy_(act[:, n : 2 * n])
+    act_g.copy_(act[:, 2 * n :])
+    return rest
+
+
+_SOL_KEYS = ("x", "y", "zl", "zu", "zg")
+
+
+def _split_sol(sol: torch.Tensor, d: QPData) -> list[torch.Tensor]:
+    """Views (x, y, zl, zu, zg) of a packed (B, 3n + m + p) solution."""
+    n, m = d.q.shape[-1], d.m
+    return list(torch.split(sol, [n, m, n, n, d.p], -1))
 
 
 def _polish(d: QPData, res: dict, act_l, act_u, act_g, opts: QPOptions, rounds: int = 4):
@@ -86,9 +124,13 @@ def _polish(d: QPData, res: dict, act_l, act_u, act_g, opts: QPOptions, rounds: 
     constraints with negative multipliers are released and violated ones added (a few
     primal-dual active-set rounds). Returns the final active masks.
     """
-    act_l, act_u, act_g = act_l.clone(), act_u.clone(), act_g.clone()
+    n = act_l.shape[-1]
+    act = torch.cat([act_l, act_u, act_g], -1)
+    sol = torch.cat([res[k] for k in _SOL_KEYS], -1)
     todo = torch.nonzero(res["status"] == int(QPStatus.SOLVED)).squeeze(-1)
-    todo = _active_set_rounds(d, res, todo, act_l, act_u, act_g, opts, rounds)
+    todo = _rounds(d, sol, todo, act, opts, rounds)
+    res.update(zip(_SOL_KEYS, _split_sol(sol, d)))
+    act_l, act_u, act_g = act[:, :n], act[:, n : 2 * n], act[:, 2 * n :]
     if todo.numel():  # not polished: keep the interior-point iterate and its z > s guess
         ds = d.select(todo)
         act_l[todo] = (ds.fl > 0) & (res["zl"][todo] > res["sl"][todo])
@@ -147,25 +189,25 @@ def _warm_solve(d: QPData, opts: QPOptions, warm, lines=None, rounds: int = 8):
     fl, fu = d.fl > 0, d.fu > 0
     act_l = warm[0].expand(B, n) & fl
     act_u = warm[1].expand(B, n) & fu & ~act_l
-    act_g = warm[2].expand(B, d.p).clone() if len(warm) > 2 else d.h.new_zeros(B, d.p).bool()
-    act_l, act_u = act_l.clone(), act_u.clone()
-    zeros = lambda k: d.q.new_zeros(B, k)  # noqa: E731
-    res = {"x": zeros(n), "y": zeros(d.m), "zl": zeros(n), "zu": zeros(n), "zg": zeros(d.p)}
+    act_g = warm[2].expand(B, d.p) if len(warm) > 2 else d.h.new_zeros(B, d.p).bool()
+    act = torch.cat([act_l, act_u, act_g], -1)
+    act_l, act_u, act_g = act[:, :n], act[:, n : 2 * n], act[:, 2 * n :]
+    sol = d.q.new_zeros(B, 3 * n + d.m + d.p)
+    res = dict(zip(_SOL_KEYS, _split_sol(sol, d)))
     crossed = ((d.l0 > d.u0) & fl & fu).any(-1)
     todo = torch.nonzero(~crossed).squeeze(-1)
-    rest = _active_set_rounds(d, res, todo, act_l, act_u, act_g, opts, rounds, True)
+    rest = _rounds(d, sol, todo, act, opts, rounds, True)
     if lines is not None:
         for _ in range(_NEIGHBOUR_PASSES):
-            solved = torch.ones(B, dtype=torch.bool, device=d.q.device)
+            solved = ~crossed
             solved[rest] = False
-            solved[crossed] = False
             donor = _nearest_solved(lines, solved)[rest]
             has = donor >= 0
             if not bool(has.any()):
                 break
             ri, di = rest[has], donor[has]
-            act_l[ri], act_u[ri], act_g[ri] = act_l[di], act_u[di], act_g[di]
-            again = _active_set_rounds(d, res, ri, act_l, act_u, act_g, opts, rounds, True)
+            act[ri] = act[di]
+            again = _rounds(d, sol, ri, act, opts, rounds, True)
             rest = torch.cat([rest[~has], again])
             if again.numel() == 0 or again.numel() == ri.numel():
                 break
@@ -182,9 +224,8 @@ def _warm_solve(d: QPData, opts: QPOptions, warm, lines=None, rounds: int = 8):
         ag = (sub["zg"] > sub["sg"]) & ok.unsqueeze(-1)
         if opts.polish:
             al, au, ag = _polish(ds, sub, al, au, ag, opts)
-        for k in ("x", "y", "zl", "zu", "zg"):
-            res[k][rest] = sub[k]
-        act_l[rest], act_u[rest], act_g[rest] = al, au, ag
+        sol[rest] = torch.cat([sub[k] for k in _SOL_KEYS], -1)
+        act[rest] = torch.cat([al, au, ag], -1)
         status[rest], iters[rest] = sub["status"], sub["iterations"]
         pres[rest], dres[rest] = sub["pres"], sub["dres"]
     res.update(status=status, iterations=iters, pres=pres, dres=dres)
@@ -210,10 +251,12 @@ class _QPFunction(torch.autograd.Function):
                 act_l, act_u, act_g = _polish(d, res, act_l, act_u, act_g, opts)
         res["zl"] = res["zl"] * d.fl
         res["zu"] = res["zu"] * d.fu
-        outs = [res[k] for k in ("x", "y", "zl", "zu", "zg")]
+        outs = [res[k] for k in _SOL_KEYS]
         if opts.nan_on_failure:
             bad = ~solved.unsqueeze(-1)
             outs = [o.masked_fill(bad, torch.nan) for o in outs]
+        else:  # no views of the packed solution among the outputs
+            outs = [o if o._base is None else o.clone() for o in outs]
         ctx.save_for_backward(P, A, G, *outs, act_l, act_u, act_g, solved)
         ctx.mark_non_differentiable(res["status"], res["iterations"], res["pres"], res["dres"])
         return (*outs, res["status"], res["iterations"], res["pres"], res["dres"])

@@ -14,6 +14,9 @@ class QPData:
     P: (B, n, n) dense, or (B, n) diagonal (``diag`` True). q: (B, n). A: (B, m, n).
     b: (B, m). l0, u0: (B, n) bounds with infinite entries replaced by 0; fl, fu: (B, n)
     1.0 where the bound is finite, else 0.0. G: (B, p, n). h: (B, p).
+
+    ``vec``: where set, one (B, k) tensor whose column blocks the vector fields (and a
+    diagonal P) are views of, so that :meth:`select` indexes it once for all of them.
     """
 
     P: torch.Tensor
@@ -26,22 +29,31 @@ class QPData:
     fu: torch.Tensor
     G: torch.Tensor
     h: torch.Tensor
+    vec: torch.Tensor | None = None
 
     @staticmethod
     def build(P, q, A, b, l, u, G, h) -> QPData:
-        has_l = torch.isfinite(l)
-        has_u = torch.isfinite(u)
+        has = torch.isfinite(torch.cat([l, u], -1))
+        lu0 = torch.where(has, torch.cat([l, u], -1), 0.0)
+        parts = [q, lu0, has.to(q.dtype), b, h] + ([P] if P.dim() == 2 else [])
+        return QPData._packed(torch.cat(parts, -1), P, A, G)
+
+    @staticmethod
+    def _packed(vec: torch.Tensor, P: torch.Tensor, A: torch.Tensor, G: torch.Tensor) -> QPData:
+        n, m, p = A.shape[-1], A.shape[-2], G.shape[-2]
+        o = 5 * n + m + p
         return QPData(
-            P=P,
-            q=q,
+            P=vec[:, o:] if P.dim() == 2 else P,
+            q=vec[:, :n],
             A=A,
-            b=b,
-            l0=torch.where(has_l, l, torch.zeros_like(l)),
-            u0=torch.where(has_u, u, torch.zeros_like(u)),
-            fl=has_l.to(q.dtype),
-            fu=has_u.to(q.dtype),
+            b=vec[:, 5 * n : 5 * n + m],
+            l0=vec[:, n : 2 * n],
+            u0=vec[:, 2 * n : 3 * n],
+            fl=vec[:, 3 * n : 4 * n],
+            fu=vec[:, 4 * n : 5 * n],
             G=G,
-            h=h,
+            h=vec[:, 5 * n + m : o],
+            vec=vec,
         )
 
     @property
@@ -58,6 +70,9 @@ class QPData:
 
     def select(self, idx: torch.Tensor) -> QPData:
         """The sub-batch ``idx`` (a bool mask or an index tensor)."""
+        if self.vec is not None:
+            P = self.P if self.diag else self.P[idx]
+            return QPData._packed(self.vec[idx], P, self.A[idx], self.G[idx])
         return QPData(*(getattr(self, f)[idx] for f in _FIELDS))
 
     def Pmv(self, v: torch.Tensor) -> torch.Tensor:
