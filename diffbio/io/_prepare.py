@@ -8,7 +8,7 @@ import numpy as np
 
 from diffbio._errors import FileFormatError
 from diffbio.io._filter import opensim_lowpass
-from diffbio.io._spline import spline_evaluate
+from diffbio.io._spline import spline_evaluate_orders
 from diffbio.io._storage import Storage
 
 __all__ = ["prepare_coordinates", "find_index"]
@@ -96,7 +96,5 @@ def prepare_coordinates(
     end = min(float(t[-1]), t1)
     i0, i1 = find_index(t, start), find_index(t, end)
     times = t[i0 : i1 + 1].copy()
-    q = spline_evaluate(t, y, times, 0)
-    qd = spline_evaluate(t, y, times, 1)
-    qdd = spline_evaluate(t, y, times, 2)
+    q, qd, qdd = spline_evaluate_orders(t, y, times, (0, 1, 2))
     return times, q, qd, qdd

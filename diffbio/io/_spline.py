@@ -25,12 +25,11 @@ from functools import lru_cache
 from math import factorial
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from diffbio._errors import ShapeError
 
-__all__ = ["spline_operator", "spline_evaluate", "spline_derivatives"]
+__all__ = ["spline_operator", "spline_evaluate", "spline_evaluate_orders", "spline_derivatives"]
 
 
 @lru_cache(maxsize=8)
@@ -147,17 +146,38 @@ def _knot_system(xb: bytes, m: int):
     return ab, tuple(terms)
 
 
+@lru_cache(maxsize=16)
+def _knot_factors(xb: bytes, m: int):
+    """The LU factors of :func:`_knot_system`'s band matrix (LAPACK ``gbtrf``) and its
+    right-hand side ``B`` as a sparse matrix, cached per knots."""
+    import scipy.sparse
+    from scipy.linalg.lapack import dgbtrf
+
+    ab, terms = _knot_system(xb, m)
+    q = 3 * (m - 1)
+    n = len(xb) // 8
+    lu, piv, info = dgbtrf(np.concatenate([np.zeros((q, ab.shape[1])), ab]), q, q)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"singular spline system (gbtrf info {info})")
+    rows, cols, vals = (np.concatenate(a) for a in zip(*terms))
+    B = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(ab.shape[1], n))
+    return lu, piv, B
+
+
 def _solve_knot_derivatives(x: np.ndarray, m: int, y: np.ndarray) -> np.ndarray:
-    """``z (T, m-1, C)``: knot derivatives (tau units) of the data ``y (T, C)``."""
+    """``z (T, m-1, C)``: knot derivatives (tau units) of the data ``y (T, C)``: one banded
+    LU solve (factors cached per knots) for all columns."""
+    from scipy.linalg.lapack import dgbtrs
+
     n = x.shape[0]
     if m == 1:
         return np.zeros((n, 0, y.shape[1]))
-    ab, terms = _knot_system(x.tobytes(), m)
-    rhs = np.zeros((n * (m - 1), y.shape[1]))
-    for rows, cols, vals in terms:
-        rhs[rows] += vals[:, None] * y[cols]
+    lu, piv, B = _knot_factors(x.tobytes(), m)
     q = 3 * (m - 1)
-    return scipy.linalg.solve_banded((q, q), ab, rhs).reshape(n, m - 1, y.shape[1])
+    z, info = dgbtrs(lu, q, q, B @ y, piv)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"spline solve failed (gbtrs info {info})")
+    return z.reshape(n, m - 1, y.shape[1])
 
 
 @lru_cache(maxsize=16)
@@ -279,17 +299,44 @@ def _apply(knots, t_eval, deriv: int, degree: int, y):
         if deriv > 0:
             y = y - (y[..., :1, :] if y.ndim >= 2 else y[:1])
         return time_matmul(M, y)
-    y = np.asarray(y, dtype=np.float64)
-    if deriv > 0:
-        y = y - (y[..., :1, :] if y.ndim >= 2 else y[:1])
+    return _evaluate_orders(x, te, m, np.asarray(y, dtype=np.float64), (deriv,))[0]
+
+
+def _evaluate_orders(x: np.ndarray, te: np.ndarray, m: int, y: np.ndarray, orders) -> list:
+    """Numpy evaluation of several derivative orders with one banded solve: the data and
+    (when a derivative is asked for) the data less its first sample, side by side."""
     flat = np.moveaxis(y, -2, 0).reshape(y.shape[-2], -1) if y.ndim >= 2 else y[:, None]
-    z = _solve_knot_derivatives(x, m, flat)  # (T, m-1, C')
-    i, wl, wr = _eval_weights(x, te, deriv, m)
-    out = wl[:, :1] * flat[i] + wr[:, :1] * flat[i + 1]
-    out += np.einsum("nj,njc->nc", wl[:, 1:], z[i]) + np.einsum("nj,njc->nc", wr[:, 1:], z[i + 1])
-    if y.ndim == 1:
-        return out[:, 0]
-    return np.moveaxis(out.reshape((te.shape[0], *y.shape[:-2], y.shape[-1])), 0, -2)
+    C = flat.shape[1]
+    need0 = any(r == 0 for r in orders)
+    need1 = any(r > 0 for r in orders)
+    parts = ([flat] if need0 else []) + ([flat - flat[:1]] if need1 else [])
+    data = np.concatenate(parts, 1) if len(parts) > 1 else parts[0]
+    z = _solve_knot_derivatives(x, m, data)  # (T, m-1, C or 2C)
+    out = []
+    for r in orders:
+        cs = slice(0, C) if r == 0 or not need0 else slice(C, 2 * C)
+        fr, zr = data[:, cs], z[:, :, cs]
+        i, wl, wr = _eval_weights(x, te, r, m)
+        o = wl[:, :1] * fr[i] + wr[:, :1] * fr[i + 1]
+        o += np.einsum("nj,njc->nc", wl[:, 1:], zr[i]) + np.einsum(
+            "nj,njc->nc", wr[:, 1:], zr[i + 1]
+        )
+        if y.ndim == 1:
+            out.append(o[:, 0])
+        else:
+            out.append(np.moveaxis(o.reshape((te.shape[0], *y.shape[:-2], y.shape[-1])), 0, -2))
+    return out
+
+
+def spline_evaluate_orders(knots, y, t_eval, orders=(0, 1, 2), *, degree: int = 5) -> list:
+    """:func:`spline_evaluate` for several derivative ``orders`` at once (numpy ``y`` only:
+    one banded solve serves them all; the same numbers as separate calls)."""
+    if _time_axis_len(y) != len(knots):
+        raise ShapeError(f"y has {_time_axis_len(y)} samples along time, knots has {len(knots)}")
+    for r in orders:
+        _prepare(knots, t_eval, r, degree)
+    x, te, m = _prepare(knots, t_eval, 0, degree)
+    return _evaluate_orders(x, te, m, np.asarray(y, dtype=np.float64), tuple(orders))
 
 
 def _time_axis_len(y) -> int:

@@ -243,13 +243,20 @@ class _PlainGeometryIndex:
 
     idx: Tensor  # (M, P) point indices, -1 pad
     real: Tensor  # (M, P) bool: the slot holds a point
+    real_flat: Tensor  # (K,) the real slots among the M * P
+    slot_point: Tensor  # (M * P,) point of each slot (0 for padding)
+    muscle_start: Tensor  # (K,) position in ``points`` of the first point of its muscle
     points: Tensor  # (K,) the points in slot order (the real slots, muscle by muscle)
     point_muscle: Tensor  # (K,) muscle of each of them
-    slot_body: Tensor  # (K,) muscle * (NB + 1) + body of each point (ground: NB)
+    point_pair: Tensor  # (K,) (muscle, body) pair of each point
+    n_pairs: int  # number of distinct (muscle, body) pairs
     axis_flat: Tensor  # (A,) the coordinate-driven axes among the J * 6
     axis_joint: Tensor  # (A,)
     axis_rot: Tensor  # (A, 1) bool: rotation axis
-    anc_sel: Tensor  # (A, (NB + 1) * Q): axis moves the body's points, and its coordinate
+    term_flat: Tensor  # (L,) terms ``pair * A + axis``: an axis that moves the pair's body
+    term_out: Tensor  # (L,) ... adds to ``muscle * Q + coordinate`` of that axis
+    term_all_out: Tensor  # (L + V,) ``term_out`` then ``mov_out``
+    loc_matrix: Tensor  # (K, (NB + 1) * 4): x_k = sum over [R_B^T; p_B] rows (unscaled)
     mov_point: Tensor  # (V,) moving entries: point, axis (0-2), coordinate
     mov_axis: Tensor
     mov_coord: Tensor
@@ -275,21 +282,31 @@ def _plain_geometry_index(model: Model, paths: MusclePaths, dtype, device) -> _P
     kw = {"dtype": dtype, "device": device}
     lt = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
     _, idx = _plain_index(paths, device)
-    M, P = idx.shape
-    NB, Q = model.num_bodies, model.num_coordinates
+    Q = model.num_coordinates
     coord = kinematic_tree(model, dtype, device).coord.reshape(-1)
     flat = torch.nonzero(coord >= 0).flatten()
     joint = flat // 6
-    sel = torch.zeros(flat.numel(), Q, **kw)
-    sel[torch.arange(flat.numel(), device=device), coord[flat]] = 1.0
-    anc = _ancestors(model, device)[:, joint].to(dtype).transpose(0, 1)  # (A, NB)
-    anc = torch.cat([anc, torch.zeros_like(anc[:, :1])], 1)  # ground: no axis moves it
-    body = torch.where(paths.body.to(device) < 0, NB, paths.body.to(device))
-    real = idx >= 0
-    sb = torch.where(real, body[idx.clamp(min=0)], torch.full_like(idx, NB))
-    sb = sb + (NB + 1) * torch.arange(M, device=device).unsqueeze(-1)
+    anc = _ancestors(model, "cpu")[:, joint.cpu()].tolist()  # [body][axis]: axis moves it
+    body = paths.body.tolist()
+    axis_coord = coord[flat].tolist()
     mov = list(paths.moving)
     order = [(m, int(k)) for m, row in enumerate(idx.tolist()) for k in row if k >= 0]
+    # (muscle, body) pairs, and the axes that move a pair's body (ground: none) but not all
+    # of the muscle's bodies: an axis moving every point of a path moves it rigidly, which
+    # leaves its length unchanged (the terms sum to zero), so those are left out
+    pair_id: dict[tuple[int, int], int] = {}
+    for m, k in order:
+        pair_id.setdefault((m, body[k]), len(pair_id))
+    n_ax = flat.numel()
+    moves = lambda b: [b >= 0 and anc[b][a] for a in range(n_ax)]  # noqa: E731
+    term_pair, term_axis, term_out = [], [], []
+    for (m, b), p in pair_id.items():
+        others = [moves(b2) for (m2, b2) in pair_id if m2 == m]
+        for a, mv_a in enumerate(moves(b)):
+            if mv_a and not all(o[a] for o in others):
+                term_pair.append(p)
+                term_axis.append(a)
+                term_out.append(m * Q + axis_coord[a])
     slot = {k: r for r, (_, k) in enumerate(order)}
     spl = [e for e, mv in enumerate(mov) if isinstance(mv[3], PiecewiseCubic)]
     bank = None
@@ -307,16 +324,34 @@ def _plain_geometry_index(model: Model, paths: MusclePaths, dtype, device) -> _P
             spl_coef=torch.tensor(coef, **kw),
             spl_last=lt([len(mov[e][3].x) - 1 for e in spl]),
         )
+    counts = [sum(1 for m2, _ in order if m2 == m) for m in range(idx.shape[0])]
+    first = [sum(counts[:m]) for m in range(idx.shape[0])]
+    start = [first[m] for m, _ in order]
+    NB1 = model.num_bodies + 1
+    pts = lt([k for _, k in order])
+    rows = torch.arange(pts.numel(), device=device)
+    bcol = (paths.body.to(device)[pts] % NB1) * 4
+    loc_matrix = torch.zeros(pts.numel(), NB1 * 4, **kw)
+    for j in range(3):
+        loc_matrix[rows, bcol + j] = paths.location[pts, j].to(**kw)
+    loc_matrix[rows, bcol + 3] = 1.0
     out = _PlainGeometryIndex(
         idx=idx,
-        real=real,
+        real=idx >= 0,
         points=lt([k for _, k in order]),
         point_muscle=lt([m for m, _ in order]),
-        slot_body=sb[real],
+        point_pair=lt([pair_id[(m, body[k])] for m, k in order]),
+        n_pairs=len(pair_id),
         axis_flat=flat,
         axis_joint=joint,
         axis_rot=((flat % 6) < 3).unsqueeze(-1),
-        anc_sel=(anc.unsqueeze(-1) * sel.unsqueeze(-2)).reshape(flat.numel(), -1),
+        term_flat=lt([p * n_ax + a for p, a in zip(term_pair, term_axis)]),
+        real_flat=torch.nonzero(idx.reshape(-1) >= 0).flatten(),
+        slot_point=idx.clamp(min=0).reshape(-1),
+        muscle_start=lt(start),
+        term_out=lt(term_out),
+        term_all_out=lt(term_out + [order[slot[mv[0]]][0] * Q + mv[2] for mv in mov]),
+        loc_matrix=loc_matrix,
         mov_point=lt([mv[0] for mv in mov]),
         mov_axis=lt([mv[1] for mv in mov]),
         mov_coord=lt([mv[2] for mv in mov]),
@@ -366,8 +401,11 @@ def _plain_geometry(
     axis moves the points of the bodies below it by ``w x (x - o)`` (rotation about ``w``
     through the joint centre ``o``) or ``t`` (translation), so ``w_k . dx_k/dv`` is the dot
     product of ``(x_k x w_k, w_k)`` with the axis twist ``(w, o x w)`` or ``(0, t)``: the
-    points are summed per muscle and body first, then one small matrix product gives every
-    muscle's ``dl/dq``. A moving path point adds ``w_k . R_B[:, axis] f'(q)`` (scaled).
+    points are summed per (muscle, body) pair first, then each pair is dotted with the
+    twists of the axes that move its body (an axis that moves every body of a muscle moves
+    its path rigidly and is skipped: those terms sum to zero), and the products are added
+    to the axes' coordinates; no ``(..., K, Q, 3)`` Jacobian is formed. A moving path point
+    adds ``w_k . R_B[:, axis] f'(q)`` (scaled).
     ``fk``: ``_forward(model, q, scales, with_axes=True)`` where the caller has it."""
     from diffbio.kinematics import axis_values, kinematic_tree
     from diffbio.kinematics._fk import _forward
@@ -375,34 +413,32 @@ def _plain_geometry(
     lead = q.shape[:-1] if scales is None else broadcast_shapes(q.shape[:-1], scales.shape[:-2])
     q = q.expand(*lead, q.shape[-1])
     ix = _plain_geometry_index(model, paths, q.dtype, q.device)
-    NB, Q = model.num_bodies, model.num_coordinates
-    loc = paths.location.expand(*lead, -1, 3)
+    Q = model.num_coordinates
     s_ext = None
     if scales is not None:
         s_ext = torch.cat([scales, torch.ones_like(scales[..., :1, :])], -2).expand(*lead, -1, 3)
     V = ix.mov_point.numel()
+    val = slope = None
     if V:
         val, slope = _moving_values(ix, q)
-        flat_k = ix.mov_point * 3 + ix.mov_axis
-        loc = loc.reshape(*lead, -1).index_copy(-1, flat_k, val).reshape(*lead, -1, 3)
-    if s_ext is not None:
-        loc = loc * s_ext[..., paths.body, :]
     poses, axes_G = _forward(model, q, scales, with_axes=True) if fk is None else fk
     Rg, pg = poses_with_ground(poses.rotation, poses.translation)
-    X = pg[..., paths.body, :] + (Rg[..., paths.body, :, :] @ loc.unsqueeze(-1)).squeeze(-1)
+    cols = None
+    if V:  # column ``axis`` of the moving points' body rotations: (..., V, 3)
+        cols = Rg.transpose(-1, -2)[..., paths.body[ix.mov_point], ix.mov_axis, :]
+    Xc = _real_points(paths, ix, Rg, pg, s_ext, val, cols)  # (..., K, 3)
     # segments between consecutive active points, found on the padded (M, P) slots, then
     # evaluated on the K real slots only (muscle by muscle, each point once)
     idx = ix.idx
     M, Pn = idx.shape
-    am = point_active(paths, q)[..., idx.clamp(min=0)] & ix.real
+    am = point_active(paths, q).index_select(-1, ix.slot_point).unflatten(-1, (M, Pn)) & ix.real
     ar = torch.arange(Pn, device=q.device)
     cm = torch.flip(torch.cummin(torch.flip(torch.where(am, ar, Pn), [-1]), -1).values, [-1])
     nxt = torch.cat([cm[..., 1:], torch.full_like(cm[..., :1], Pn)], -1)
-    seg = (am & (nxt < Pn))[..., ix.real]  # (..., K)
+    seg = (am & (nxt < Pn)).flatten(-2).index_select(-1, ix.real_flat)  # (..., K)
     # the next active point of each slot, as a position among the K real slots
-    start = torch.cumsum(ix.real.sum(-1), 0) - ix.real.sum(-1)  # first slot of each muscle
-    nxt_k = (nxt[..., ix.real] + start[ix.point_muscle]).clamp(max=ix.points.numel() - 1)
-    Xc = X[..., ix.points, :]  # (..., K, 3)
+    nxt_k = nxt.flatten(-2).index_select(-1, ix.real_flat) + ix.muscle_start
+    nxt_k = nxt_k.clamp(max=ix.points.numel() - 1)
     take = nxt_k.unsqueeze(-1).expand(*nxt_k.shape, 3)
     d = torch.where(seg.unsqueeze(-1), torch.gather(Xc, -2, take) - Xc, torch.ones_like(Xc))
     dist = d.norm(dim=-1, keepdim=True)
@@ -411,33 +447,54 @@ def _plain_geometry(
     lengths = lengths.index_add(-1, ix.point_muscle, (dist * segf).squeeze(-1))
     u_out = (d / dist) * segf
     w = torch.zeros_like(u_out).scatter_add_(-2, take, u_out) - u_out  # (..., K, 3)
-    f = torch.cat([_cross(Xc, w), w], -1).reshape(-1, 6)  # (N * K, 6), N = prod(lead)
-    K = ix.points.numel()
-    nl = f.shape[0] // K
-    rows = torch.arange(nl, device=q.device).unsqueeze(-1) * (M * (NB + 1)) + ix.slot_body
-    F = torch.zeros(nl * M * (NB + 1), 6, dtype=q.dtype, device=q.device)
-    F = F.index_add_(0, rows.reshape(-1), f).reshape(*lead, M, (NB + 1) * 6)
-    # per body, the twists of the axes that move it, times dv/dq: (..., (NB+1)*6, Q)
-    ax = axes_G.flatten(-3, -2)[..., ix.axis_flat, :]  # (..., A, 3)
-    o = poses.joint_centers[..., ix.axis_joint, :]
+    # per (muscle, body) pair the summed (x x w, w); dotted with the twists of the axes
+    # moving the body (times dv/dq) and added to the axes' coordinates: (..., M, Q)
+    f = torch.cat([_cross(Xc, w), w], -1)  # (..., K, 6)
+    Fp = f.new_zeros(*lead, ix.n_pairs, 6).index_add_(-2, ix.point_pair, f)
+    ax = axes_G.flatten(-3, -2).index_select(-2, ix.axis_flat)  # (..., A, 3)
+    o = poses.joint_centers.index_select(-2, ix.axis_joint)
+    tree = kinematic_tree(model, q.dtype, q.device)
+    dv = axis_values(tree, q, order=1).flatten(-2).index_select(-1, ix.axis_flat).unsqueeze(-1)
     xi = torch.cat(
         [
-            torch.where(ix.axis_rot, ax, torch.zeros_like(ax)),
-            torch.where(ix.axis_rot, _cross(o, ax), ax),
+            torch.where(ix.axis_rot, ax * dv, torch.zeros_like(ax)),
+            torch.where(ix.axis_rot, _cross(o, ax), ax) * dv,
         ],
         -1,
-    )
-    tree = kinematic_tree(model, q.dtype, q.device)
-    dv = axis_values(tree, q, order=1).flatten(-2)[..., ix.axis_flat]  # (..., A)
-    G = (xi * dv.unsqueeze(-1)).transpose(-1, -2) @ ix.anc_sel  # (..., 6, (NB+1)*Q)
-    G = G.reshape(*lead, 6, NB + 1, Q).transpose(-3, -2).reshape(*lead, (NB + 1) * 6, Q)
-    dl = F @ G  # (..., M, Q)
-    if V:
-        bidx = paths.body[ix.mov_point]
-        cols = Rg.transpose(-1, -2)[..., bidx, ix.mov_axis, :]  # (..., V, 3)
+    )  # (..., A, 6)
+    E = (Fp @ xi.transpose(-1, -2)).flatten(-2)  # (..., n_pairs * A)
+    terms = E.index_select(-1, ix.term_flat)  # (..., L)
+    out_idx = ix.term_out
+    if V:  # a moving path point adds w_k . R_B[:, axis] f'(q) (scaled)
         if s_ext is not None:
-            slope = slope * s_ext[..., bidx, ix.mov_axis]
-        wv = w[..., ix.mov_slot, :]
-        dlm = (wv * cols).sum(-1) * slope  # (..., V)
-        dl = dl.reshape(*lead, M * Q).index_add(-1, ix.mov_out, dlm).reshape(*lead, M, Q)
-    return lengths, dl
+            slope = slope * s_ext[..., paths.body[ix.mov_point], ix.mov_axis]
+        wv = w.index_select(-2, ix.mov_slot)
+        terms = torch.cat([terms, (wv * cols).sum(-1) * slope], -1)
+        out_idx = ix.term_all_out
+    dl = terms.new_zeros(*lead, M * Q).index_add_(-1, out_idx, terms)
+    return lengths, dl.reshape(*lead, M, Q)
+
+
+def _real_points(paths, ix, Rg, pg, s_ext, val, cols) -> Tensor:
+    """Ground positions ``(..., K, 3)`` of the points in slot order. Unscaled: one GEMM of
+    the constant ``loc_matrix`` with the stacked ``[R^T; p]`` of every body (no per-point
+    rotation gather), the moving points' coordinates then corrected along ``cols``."""
+    if s_ext is None:
+        lead = Rg.shape[:-3]
+        NB1 = Rg.shape[-3]
+        Ra = torch.cat([Rg.transpose(-1, -2), pg.unsqueeze(-2)], -2).reshape(-1, NB1 * 4, 3)
+        n = Ra.shape[0]
+        Xc = ix.loc_matrix @ Ra.transpose(0, 1).reshape(NB1 * 4, n * 3)  # (K, N * 3)
+        Xc = Xc.reshape(-1, n, 3).transpose(0, 1).reshape(*lead, -1, 3)
+        if val is not None:
+            shift = val - paths.location[ix.mov_point, ix.mov_axis]
+            Xc = Xc.index_add(-2, ix.mov_slot, cols * shift.unsqueeze(-1))
+        return Xc
+    loc = paths.location.expand(*s_ext.shape[:-2], -1, 3)
+    if val is not None:
+        flat_k = ix.mov_point * 3 + ix.mov_axis
+        loc = loc.reshape(*loc.shape[:-2], -1).index_copy(-1, flat_k, val)
+        loc = loc.reshape(*loc.shape[:-1], -1, 3)
+    loc = loc * s_ext[..., paths.body, :]
+    b = paths.body[ix.points]
+    return pg[..., b, :] + (Rg[..., b, :, :] @ loc[..., ix.points, :].unsqueeze(-1)).squeeze(-1)
