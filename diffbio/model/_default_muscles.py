@@ -38,10 +38,22 @@ R. A. Brand, "Muscle fiber architecture in the human lower limb", J. Biomech. 23
 are split into parts (gluteus maximus and medius in three, adductor magnus in two) share
 the PCSA. Maximum isometric force = PCSA x 61 N/cm^2 (the specific tension of E. M. Arnold,
 S. R. Ward, R. L. Lieber and S. L. Delp, "A model of the lower limb for analysis of human
-movement", Ann. Biomed. Eng. 38(2), 269-279, 2010), scaled with body mass (muscle volume
+movement", Ann. Biomed. Eng. 38(2), 269-279, 2010) x ``YOUNG_ADULT_STRENGTH``, scaled with
+body mass (muscle volume
 grows with mass x height, H. E. Handsfield et al., J. Biomech. 47(3), 631-638, 2014, and
 fibre length with height). Optimal fibre lengths scale with height. Maximum contraction
 velocity 10 optimal lengths/s.
+
+``YOUNG_ADULT_STRENGTH`` = 1.94: Ward et al.'s PCSA come from 21 cadavers of mean age 83
+and are about half those of young adults. A. Rajagopal, C. L. Dembia, M. S. DeMers,
+D. D. Delp, J. L. Hicks and S. L. Delp, "Full-body musculoskeletal model for muscle-driven
+simulation of human gait", IEEE Trans. Biomed. Eng. 63(10), 2068-2079, 2016, derive their
+maximum isometric forces (60 N/cm^2) from the MRI muscle volumes of 24 young adults
+(Handsfield et al. 2014) for a 75.3 kg subject instead; the median, over the 28 muscles of
+``_ARCH``, of the ratio of their force to ``PCSA x 61 N/cm^2`` is 1.94 (range 1.3 for
+gluteus medius to 3.0 for psoas; parts summed where the models split a muscle differently).
+Without it the default model is too weak for normal walking: static optimization of the
+synthetic walk pinned the hip flexors, gluteus medius and gastrocnemius at full activation.
 
 Tendon slack length (no table gives it for this geometry): chosen, as Arnold et al. (2010)
 chose theirs, so that with a rigid tendon each muscle's fibres are at ``_NEUTRAL_FIBER``
@@ -61,6 +73,7 @@ from diffbio._errors import ModelError
 __all__ = ["DEFAULT_MUSCLE_GROUPS", "add_default_muscles"]
 
 SPECIFIC_TENSION = 61.0  # N/cm^2, Arnold et al. (2010)
+YOUNG_ADULT_STRENGTH = 1.94  # Rajagopal et al. (2016) vs Ward et al. (2009); see above
 _REF_HEIGHT, _REF_MASS = 1.75, 75.0
 # Reference segment dimensions [m] of the default model at 1.75 m (male), the frame in which
 # the points below are written: inter-ASIS breadth, thigh, shank, foot length, ankle height.
@@ -459,7 +472,7 @@ def default_muscles(joints, height: float, mass: float, foot_length: float) -> l
             raise ModelError(
                 f"default muscles: {name}: path {lmt:.3f} m too short for fibres {lopt:.3f} m"
             )
-        f0 = pcsa * share * SPECIFIC_TENSION * mass / _REF_MASS
+        f0 = pcsa * share * SPECIFIC_TENSION * YOUNG_ADULT_STRENGTH * mass / _REF_MASS
         out.append(DefaultMuscle(name, points, f0, lopt, lts, pen))
     return out
 

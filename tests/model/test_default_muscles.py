@@ -259,3 +259,37 @@ def test_opensim_loads_and_agrees(model, tmp_path):
                 [muscles.get(i).computeMomentArm(state, oc) for i in range(len(names))]
             )
             np.testing.assert_allclose(r[:, j], ref_r, rtol=0, atol=1e-7)
+
+
+def test_strength_matches_rajagopal2016(params):
+    """Maximum isometric forces are young-adult strengths: per muscle within a factor 1.7 of
+    Rajagopal et al. (2016)'s (parts summed where the models split a muscle differently),
+    and their median ratio near 1 (the cadaver values of Ward et al. 2009 alone are about
+    half)."""
+    from tests.conftest import opensim_data_path
+
+    path = opensim_data_path("rajagopal2016", "Rajagopal2016.osim")
+    root = ET.parse(path).getroot()
+    theirs: dict[str, float] = {}
+    for e in root.iter():
+        name = e.get("name") or ""
+        f = e.find("max_isometric_force")
+        if f is None or not name.endswith("_r"):
+            continue
+        base = name[:-2]
+        for merged in ("addmag", "glmin", "glmax", "glmed"):
+            if base.startswith(merged):
+                base = merged
+        theirs[base] = theirs.get(base, 0.0) + float(f.text)
+    mass = sum(float(m.text) for m in root.iter("mass"))
+    names = params.names
+    ours: dict[str, float] = {}
+    for n, f0 in zip(names, params.max_isometric_force.tolist()):
+        if n.endswith("_r"):
+            base = n[:-2].rstrip("123") if n[:-2] not in theirs else n[:-2]
+            ours[base] = ours.get(base, 0.0) + f0
+    common = sorted(set(ours) & set(theirs))
+    assert len(common) >= 25
+    ratio = np.array([ours[k] / (theirs[k] * 75.0 / mass) for k in common])
+    assert 0.9 < float(np.median(ratio)) < 1.1
+    assert bool(((ratio > 1 / 1.7) & (ratio < 1.7)).all()), dict(zip(common, ratio.round(2)))
