@@ -90,23 +90,6 @@ def _rounds(d: QPData, sol, todo, act, opts, rounds: int, cautious: bool = False
     return torch.cat(failed) if len(failed) > 1 else failed[0]
 
 
-def _active_set_rounds(
-    d: QPData, res: dict, todo, act_l, act_u, act_g, opts, rounds: int, cautious: bool = False
-):
-    """:func:`_rounds` on separate active masks and a dict of solution tensors (x, y, zl,
-    zu, zg), all updated in place."""
-    sol = torch.cat([res[k] for k in _SOL_KEYS], -1)
-    act = torch.cat([act_l, act_u, act_g], -1)
-    rest = _rounds(d, sol, todo, act, opts, rounds, cautious)
-    for k, v in zip(_SOL_KEYS, _split_sol(sol, d)):
-        res[k].copy_(v)
-    n = act_l.shape[-1]
-    act_l.copy_(act[:, :n])
-    act_u.copy_(act[:, n : 2 * n])
-    act_g.copy_(act[:, 2 * n :])
-    return rest
-
-
 _SOL_KEYS = ("x", "y", "zl", "zu", "zg")
 
 

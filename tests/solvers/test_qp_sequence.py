@@ -121,12 +121,8 @@ def test_neighbour_passes_settle_what_the_rounds_leave(monkeypatch):
         to_ipm.append(ds.q.shape[0])
         return ipm_solve(ds, o)
 
-    z = A.new_zeros
-    res0 = {"x": z(T * C, n), "y": z(T * C, m), "zl": z(T * C, n), "zu": z(T * C, n),
-            "zg": z(T * C, 0)}  # fmt: skip
-    no_g = torch.zeros(T * C, 0, dtype=torch.bool)
-    first = _qp._active_set_rounds(d, res0, torch.arange(T * C), gl.clone(), gu.clone(),
-                                   no_g, opts, 1)  # fmt: skip
+    sol0 = A.new_zeros(T * C, 3 * n + m)  # packed (x, y, zl, zu, zg), no inequalities
+    first = _qp._rounds(d, sol0, torch.arange(T * C), torch.cat([gl, gu], -1), opts, 1)
     assert 0 < first.numel() < T * C  # one round leaves some unsettled
     monkeypatch.setattr(_qp, "ipm_solve", counted_ipm)
     res, *_ = _qp._warm_solve(d, opts, (gl, gu), lines, rounds=2)
